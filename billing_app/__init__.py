@@ -1,0 +1,87 @@
+"""billing_app: an open-source billing and invoicing server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+
+from .config import load_config
+from .extensions import db, migrate
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _resource_dir(name: str) -> Path:
+    """Top-level folder in a checkout; inside the package in a built wheel."""
+    inside = PACKAGE_DIR / name
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / name
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(_resource_dir("templates")),
+        static_folder=str(_resource_dir("static")),
+        instance_relative_config=True,
+    )
+    app.config.update(load_config(app.instance_path, config))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_resource_dir("migrations")))
+    from . import models  # noqa: F401  (every table registered for Alembic)
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            from .database import install_sqlite_tuning
+
+            install_sqlite_tuning(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    from .api.oneoff import bp as api_a
+    from .api.openapi import bp as openapi_bp
+
+    app.register_blueprint(api_a, url_prefix="/v1")
+    app.register_blueprint(openapi_bp)
+
+    from .cli import billing_cli
+
+    app.cli.add_command(billing_cli)
+    _register_error_pages(app)
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _register_error_pages(app: Flask) -> None:
+    """JSON for /v1 (dialect A's `detail`, until a route answers in its own dialect),
+    HTML pages for people."""
+    from werkzeug.exceptions import HTTPException
+
+    from .api.core import json_response
+
+    def wants_json() -> bool:
+        return request.path.startswith("/v1/") or request.path == "/v1"
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if wants_json():
+            return json_response({"detail": exc.description or exc.name}, exc.code or 500)
+        return render_template("error.html", error=exc), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _server_error(exc: Exception) -> Any:
+        db.session.rollback()
+        app.logger.exception("Unhandled error")
+        if wants_json():
+            return json_response({"detail": "Internal server error"}, 500)
+        return Response(render_template("error.html", error=None), status=500)

@@ -1,0 +1,169 @@
+"""Append-only audit trail with a per-account hash chain.
+
+Who did it comes from `actor_context`, set once per request by the door (API key or
+signed-in user) and read here, so services record actors without ever seeing a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ..accounts.models import Account
+from ..database import utcnow
+from ..extensions import db
+from .models import AuditRecord
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # "api_key", "user" or "system"
+    id: str | None = None
+    request_id: str | None = None
+
+
+SYSTEM = Actor("system")
+_actor: ContextVar[Actor] = ContextVar("audit_actor", default=SYSTEM)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def set_actor(actor: Actor) -> None:
+    _actor.set(actor)
+
+
+def current_actor() -> Actor:
+    return _actor.get()
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values for before/after snapshots (exact decimals as strings)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _digest(prev_hash: str, record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+def _content(rec: AuditRecord) -> dict[str, Any]:
+    return {
+        "account_id": str(rec.account_id),
+        "seq": rec.seq,
+        "actor_type": rec.actor_type,
+        "actor_id": rec.actor_id,
+        "action": rec.action,
+        "object_type": rec.object_type,
+        "object_id": rec.object_id,
+        "before": rec.before,
+        "after": rec.after,
+        "request_id": rec.request_id,
+        "created_at": rec.created_at.isoformat(),
+    }
+
+
+def record(
+    account_id: uuid.UUID,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Append one record inside the caller's write transaction.
+
+    The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
+    the chain head, so concurrent writers of one account append one after the other.
+    Call it last in a transaction: the lock is held until commit.
+    """
+    actor = current_actor()
+    seq, prev_hash = db.session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(audit_seq=Account.audit_seq + 1)
+        .returning(Account.audit_seq, Account.audit_head)
+    ).one()
+    rec = AuditRecord(
+        account_id=account_id,
+        seq=seq,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        request_id=actor.request_id,
+        created_at=utcnow(),
+        prev_hash=prev_hash,
+    )
+    rec.hash = _digest(prev_hash, _content(rec))
+    db.session.add(rec)
+    db.session.execute(
+        update(Account).where(Account.id == account_id).values(audit_head=rec.hash)
+    )
+    return rec
+
+
+def verify_chain(account_id: uuid.UUID) -> int | None:
+    """The sequence number of the first record that does not match its chain, or None."""
+    prev = GENESIS
+    expected_seq = 1
+    rows = db.session.scalars(
+        select(AuditRecord).where(AuditRecord.account_id == account_id).order_by(AuditRecord.seq)
+    )
+    for rec in rows:
+        if rec.seq != expected_seq or rec.prev_hash != prev or rec.hash != _digest(prev, _content(rec)):
+            return expected_seq
+        prev = rec.hash
+        expected_seq += 1
+    head = db.session.execute(
+        select(Account.audit_seq, Account.audit_head).where(Account.id == account_id)
+    ).one()
+    if head.audit_seq != expected_seq - 1 or head.audit_head != prev:
+        return expected_seq
+    return None
+
+
+def history(account_id: uuid.UUID, object_type: str, object_id: Any) -> list[AuditRecord]:
+    return list(
+        db.session.scalars(
+            select(AuditRecord)
+            .where(
+                AuditRecord.account_id == account_id,
+                AuditRecord.object_type == object_type,
+                AuditRecord.object_id == str(object_id),
+            )
+            .order_by(AuditRecord.seq)
+        )
+    )

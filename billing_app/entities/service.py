@@ -1,0 +1,164 @@
+"""Billing entities: the legal issuers, each with its own invoice number series."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..audit import service as audit
+from ..crud import apply_changes, get_scoped, order_clause, page
+from ..database import write_transaction
+from ..errors import Duplicate, InUse, InvalidInput, NotFound
+from ..extensions import db
+from ..invoices.models import Invoice
+from .models import DEFAULT_NUMBER_PATTERN, BillingEntity
+
+ORDER_FIELDS = {"code": BillingEntity.code, "name": BillingEntity.name,
+                "created_at": BillingEntity.created_at}
+_PATTERN_TOKENS = re.compile(r"\{(prefix|number(?::0?\d{1,2}d?)?|YYYY|MM)\}")
+
+
+def validate_number_pattern(pattern: str) -> str:
+    """Only {prefix}, {number} (optionally zero-padded: {number:06}), {YYYY}, {MM}."""
+    if "{number" not in pattern:
+        raise InvalidInput(("number_pattern",), "The pattern must contain {number}")
+    leftover = _PATTERN_TOKENS.sub("", pattern)
+    if "{" in leftover or "}" in leftover:
+        raise InvalidInput(("number_pattern",),
+                           "Allowed tokens are {prefix}, {number}, {number:06}, {YYYY} and {MM}")
+    if len(pattern) > 100:
+        raise InvalidInput(("number_pattern",), "The pattern is too long")
+    return pattern
+
+
+def format_number(entity: BillingEntity, number: int, issued_local: datetime) -> str:
+    """The printed invoice number, e.g. INV-000042 or INV-2026-11-0042."""
+    pattern = entity.number_pattern or DEFAULT_NUMBER_PATTERN
+    return pattern.format(
+        prefix=entity.invoice_prefix or "INV",
+        number=number,
+        YYYY=f"{issued_local.year:04d}",
+        MM=f"{issued_local.month:02d}",
+    )
+
+
+def default_entity(account_id: uuid.UUID) -> BillingEntity:
+    entity = db.session.scalars(
+        select(BillingEntity)
+        .where(BillingEntity.account_id == account_id)
+        .order_by(BillingEntity.is_default.desc(), BillingEntity.created_at)
+    ).first()
+    if entity is None:
+        raise NotFound("Billing entity")
+    return entity
+
+
+def get_entity(account_id: uuid.UUID, code: str) -> BillingEntity:
+    return get_scoped(BillingEntity, account_id, "Billing entity", code=code)
+
+
+def get_entity_by_id(account_id: uuid.UUID, entity_id: uuid.UUID) -> BillingEntity:
+    return get_scoped(BillingEntity, account_id, "Billing entity", id=entity_id)
+
+
+def list_entities(account_id: uuid.UUID, skip: int, limit: int,
+                  order_by: str | None) -> list[BillingEntity]:
+    stmt = select(BillingEntity).where(BillingEntity.account_id == account_id).order_by(
+        *order_clause(BillingEntity, order_by, ORDER_FIELDS, "created_at")
+    )
+    return page(stmt, skip, limit)
+
+
+def _clear_default(account_id: uuid.UUID) -> None:
+    db.session.execute(
+        update(BillingEntity)
+        .where(BillingEntity.account_id == account_id, BillingEntity.is_default.is_(True))
+        .values(is_default=False)
+    )
+
+
+def create_entity(account_id: uuid.UUID, data: dict[str, Any]) -> BillingEntity:
+    if "number_pattern" in data:
+        validate_number_pattern(data["number_pattern"])
+    with write_transaction():
+        exists = db.session.scalar(
+            select(func.count()).where(
+                BillingEntity.account_id == account_id, BillingEntity.code == data["code"]
+            )
+        )
+        if exists:
+            raise Duplicate("Billing entity", "Billing entity with this code already exists")
+        has_any = db.session.scalar(
+            select(func.count()).where(BillingEntity.account_id == account_id)
+        )
+        if data.get("is_default") or not has_any:
+            _clear_default(account_id)
+            data = {**data, "is_default": True}
+        entity = BillingEntity(account_id=account_id, **data)
+        db.session.add(entity)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            raise Duplicate("Billing entity", "Billing entity with this code already exists") from None
+        audit.record(account_id, "billing_entity.created", "billing_entity", entity.id, after=data)
+    return entity
+
+
+def update_entity(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> BillingEntity:
+    if "number_pattern" in changes:
+        validate_number_pattern(changes["number_pattern"])
+    with write_transaction():
+        entity = db.session.scalars(
+            select(BillingEntity)
+            .where(BillingEntity.account_id == account_id, BillingEntity.code == code)
+            .with_for_update()
+        ).one_or_none()
+        if entity is None:
+            raise NotFound("Billing entity")
+        if "next_invoice_number" in changes and changes["next_invoice_number"] != entity.next_invoice_number:
+            # The series never resets and never jumps once it has been used: moving the
+            # counter is only for continuing a series kept elsewhere before the first invoice.
+            used = db.session.scalar(
+                select(func.count()).where(
+                    Invoice.billing_entity_id == entity.id, Invoice.number.is_not(None)
+                )
+            )
+            if used:
+                raise InvalidInput(
+                    ("next_invoice_number",),
+                    "The number series is in use; its next number can no longer be changed",
+                )
+        if changes.get("is_default") is False and entity.is_default:
+            raise InvalidInput(("is_default",),
+                               "Make another billing entity the default instead")
+        if changes.get("is_default") and not entity.is_default:
+            _clear_default(account_id)
+        before, after = apply_changes(entity, changes)
+        if after:
+            audit.record(account_id, "billing_entity.updated", "billing_entity", entity.id,
+                         before=before, after=after)
+    return entity
+
+
+def delete_entity(account_id: uuid.UUID, code: str) -> None:
+    with write_transaction():
+        entity = get_entity(account_id, code)
+        if db.session.scalar(select(func.count()).where(Invoice.billing_entity_id == entity.id)):
+            raise InUse("Cannot delete billing entity with invoices")
+        if entity.is_default:
+            raise InUse("Cannot delete the default billing entity; make another one the default first")
+        from ..customers.models import Customer
+
+        db.session.execute(
+            update(Customer)
+            .where(Customer.billing_entity_id == entity.id)
+            .values(billing_entity_id=None)
+        )
+        db.session.delete(entity)
+        audit.record(account_id, "billing_entity.deleted", "billing_entity", entity.id,
+                     before={"code": entity.code})

@@ -1,0 +1,122 @@
+"""The one totals function. Pure: no database, no Flask, no floats.
+
+Rules (DOMAIN.md, "Money"):
+- A line's amount is already a whole number of minor units (quantity x unit, half-up).
+- VAT is computed per rate over the whole document and rounded once per rate: the
+  unrounded VAT of every line with that rate is summed (net-priced: amount x r;
+  gross-priced: amount x r / (1 + r)) and rounded half-up.
+- Gross-priced lines keep their gross exactly; net-priced lines keep their net exactly.
+  Per rate the total incl. VAT is G + N + round(N x r) and the net part is that total
+  minus the VAT, so `net + vat = gross` holds for every rate and for the document.
+- Discount and credit lines are negative lines at the rate of what they reduce, so they
+  reduce the base before VAT.
+- Prepaid (wallet) credit is applied after VAT and reduces the amount due, never the VAT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..money import divide, multiply, round_half_up
+
+CHARGE, DISCOUNT, CREDIT = "charge", "discount", "credit"
+_ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    amount_minor: int
+    rate: Decimal  # a fraction: 0.19 for 19 %
+    amount_incl_vat: bool = False
+    kind: str = CHARGE
+
+
+@dataclass(frozen=True, slots=True)
+class RateTotals:
+    rate: Decimal
+    net_minor: int
+    vat_minor: int
+    gross_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    # Net before discounts and credits: net + discount + credit. For net-priced documents
+    # this is the sum of the charge lines; it keeps `subtotal - discount - credit = net`.
+    subtotal_minor: int
+    # Positive sums of the discount and credit lines as entered.
+    discount_minor: int
+    credit_minor: int
+    net_minor: int
+    vat_minor: int
+    gross_minor: int
+    prepaid_credit_minor: int
+    # What the customer owes: gross minus prepaid credit.
+    total_minor: int
+    by_rate: tuple[RateTotals, ...]
+
+
+def line_vat_minor(amount_minor: int, rate: Decimal, amount_incl_vat: bool) -> int:
+    """VAT of one line on its own, for display next to the line. Invoice VAT is per rate."""
+    return round_half_up(_unrounded_vat(amount_minor, rate, amount_incl_vat))
+
+
+def _unrounded_vat(amount_minor: int, rate: Decimal, amount_incl_vat: bool) -> Decimal:
+    amount = Decimal(amount_minor)
+    if amount_incl_vat:
+        return divide(multiply(amount, rate), _ONE + rate)
+    return multiply(amount, rate)
+
+
+def compute_totals(
+    lines: Iterable[LineInput], *, prepaid_available_minor: int = 0, progressive_credit_minor: int = 0
+) -> Totals:
+    """Totals of a document. Line order never matters; every figure is an exact integer."""
+    gross_sums: dict[Decimal, int] = {}
+    net_sums: dict[Decimal, int] = {}
+    vat_unrounded: dict[Decimal, Decimal] = {}
+    discount = credit = 0
+    for line in lines:
+        if line.rate < 0:
+            raise ValueError("VAT rate cannot be negative")
+        if line.kind == DISCOUNT:
+            discount -= line.amount_minor
+        elif line.kind == CREDIT:
+            credit -= line.amount_minor
+        # Rates that are equal as numbers (0.19 and 0.190) are one rate.
+        rate = line.rate.normalize()
+        bucket = gross_sums if line.amount_incl_vat else net_sums
+        bucket[rate] = bucket.get(rate, 0) + line.amount_minor
+        gross_sums.setdefault(rate, 0)
+        net_sums.setdefault(rate, 0)
+        vat_unrounded[rate] = vat_unrounded.get(rate, Decimal(0)) + _unrounded_vat(
+            line.amount_minor, rate, line.amount_incl_vat
+        )
+
+    by_rate: list[RateTotals] = []
+    for rate in sorted(vat_unrounded):
+        vat = round_half_up(vat_unrounded[rate])
+        net_priced = net_sums[rate]
+        gross = gross_sums[rate] + net_priced + round_half_up(multiply(Decimal(net_priced), rate))
+        by_rate.append(RateTotals(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross))
+
+    net = sum(r.net_minor for r in by_rate)
+    vat = sum(r.vat_minor for r in by_rate)
+    gross = net + vat - progressive_credit_minor
+    if prepaid_available_minor < 0:
+        raise ValueError("prepaid credit cannot be negative")
+    prepaid = max(0, min(prepaid_available_minor, gross))
+    return Totals(
+        subtotal_minor=net + discount + credit,
+        discount_minor=discount,
+        credit_minor=credit,
+        net_minor=net,
+        vat_minor=vat,
+        gross_minor=gross,
+        prepaid_credit_minor=prepaid,
+        total_minor=gross - prepaid,
+        by_rate=tuple(by_rate),
+    )
+

@@ -1,0 +1,528 @@
+"""Invoices: create, finalize (numbering), pay, void, delete, read.
+
+Invariants this module keeps, whatever door the call comes through:
+- totals are only ever stored from `calc.compute_totals`, never taken from a client;
+- a number is taken only when an invoice leaves `draft`, in the same transaction, from the
+  billing entity's locked counter; a rollback gives it back, so the series has no gaps;
+- from `open` on, lines, amounts, currency, customer and number never change;
+- every state change writes an audit record.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import selectinload
+
+from ..accounts.models import Account
+from ..audit import service as audit
+from ..catalog.models import Charge, Metric
+from ..crud import order_clause, page
+from ..customers.models import Customer, Wallet
+from ..database import utcnow, write_transaction
+from ..entities.models import BillingEntity
+from ..entities.service import default_entity, format_number
+from ..errors import InvalidInput, InvalidState, NotFound
+from ..extensions import db
+from ..money import line_amount, percent_to_fraction
+from ..taxes.service import resolve_rate_percent
+from . import calc
+from .models import (
+    DRAFT,
+    FAILED,
+    ONE_OFF,
+    OPEN,
+    PAID,
+    VOID,
+    Invoice,
+    InvoiceLine,
+)
+
+MAX_LINES = 500
+_HANDLE_UNSAFE = re.compile(r"[^a-zA-Z0-9_.\-@]")
+LINE_KINDS = {"discount": calc.DISCOUNT, "credit": calc.CREDIT}
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    description: str
+    quantity: Decimal
+    unit_amount: Decimal
+    # What the client says the amount is; checked, never trusted. None: computed.
+    amount_minor: int | None = None
+    tax_percent: Decimal | None = None
+    amount_incl_vat: bool = False
+    charge_id: uuid.UUID | None = None
+    metric_code: str | None = None
+    origin: str = "one_off"
+    origin_handle: str | None = None
+    period_from: datetime | None = None
+    period_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OneOffInvoiceRequest:
+    customer_id: uuid.UUID
+    currency: str
+    lines: Sequence[LineDraft]
+    due_at: datetime | None = None
+    billing_entity_id: uuid.UUID | None = None
+    metadata: dict[str, Any] | None = field(default=None)
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _scoped(account_id: uuid.UUID) -> Select[Any]:
+    return select(Invoice).where(Invoice.account_id == account_id)
+
+
+def get_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, *, lock: bool = False) -> Invoice:
+    """The invoice with its lines, or NotFound (another account's invoice included)."""
+    stmt = _scoped(account_id).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines))
+    if lock:
+        stmt = stmt.with_for_update()
+    invoice = db.session.scalars(stmt).one_or_none()
+    if invoice is None:
+        raise NotFound("Invoice")
+    return invoice
+
+
+@dataclass(frozen=True)
+class InvoiceFilter:
+    customer_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+    states: tuple[str, ...] | None = None
+
+
+ORDER_FIELDS = {
+    "created_at": Invoice.created_at,
+    "issued_at": Invoice.issued_at,
+    "due_date": Invoice.due_at,
+    "invoice_number": Invoice.invoice_number,
+    "number": Invoice.number,
+    "total_cents": Invoice.total_minor,
+    "status": Invoice.state,
+}
+
+
+def list_invoices(account_id: uuid.UUID, flt: InvoiceFilter, skip: int, limit: int,
+                  order_by: str | None) -> list[Invoice]:
+    stmt = _scoped(account_id)
+    if flt.customer_id is not None:
+        stmt = stmt.where(Invoice.customer_id == flt.customer_id)
+    if flt.subscription_id is not None:
+        stmt = stmt.where(Invoice.subscription_id == flt.subscription_id)
+    if flt.states:
+        stmt = stmt.where(Invoice.state.in_(flt.states))
+    stmt = stmt.order_by(*order_clause(Invoice, order_by, ORDER_FIELDS, "-created_at"))
+    stmt = stmt.options(selectinload(Invoice.lines))
+    return page(stmt, skip, limit)
+
+
+def tax_breakdown(invoice: Invoice) -> calc.Totals:
+    """The per-rate figures of a stored invoice, from the same totals function."""
+    return calc.compute_totals(
+        _line_inputs(invoice.lines),
+        prepaid_available_minor=invoice.prepaid_credit_minor,
+        progressive_credit_minor=invoice.progressive_credit_minor,
+    )
+
+
+# ---------------------------------------------------------------- create
+
+
+def _line_inputs(lines: Sequence[InvoiceLine]) -> list[calc.LineInput]:
+    return [
+        calc.LineInput(
+            amount_minor=line.amount_minor,
+            rate=percent_to_fraction(line.tax_rate),
+            amount_incl_vat=line.amount_incl_vat,
+            kind=LINE_KINDS.get(line.origin, calc.CHARGE),
+        )
+        for line in lines
+    ]
+
+
+def _store_totals(invoice: Invoice, totals: calc.Totals) -> None:
+    invoice.subtotal_minor = totals.subtotal_minor
+    invoice.discount_minor = totals.discount_minor
+    invoice.credit_minor = totals.credit_minor
+    invoice.net_minor = totals.net_minor
+    invoice.vat_minor = totals.vat_minor
+    invoice.gross_minor = totals.gross_minor
+    invoice.prepaid_credit_minor = totals.prepaid_credit_minor
+    invoice.total_minor = totals.total_minor
+
+
+def checked_amount(index: int, draft: LineDraft) -> int:
+    """The line's amount; a claimed amount must equal quantity x unit price, half-up."""
+    expected = line_amount(draft.quantity, draft.unit_amount)
+    if draft.amount_minor is not None and draft.amount_minor != expected:
+        raise InvalidInput(
+            ("line_items", index, "amount"),
+            f"amount must equal quantity x unit_price rounded half-up to a whole minor unit: "
+            f"expected {expected}, got {draft.amount_minor}",
+        )
+    return expected
+
+
+def build_lines(
+    account: Account,
+    customer: Customer,
+    entity: BillingEntity,
+    drafts: Sequence[LineDraft],
+) -> list[InvoiceLine]:
+    """Validated lines with amounts, tax rates and line VAT; nothing is written."""
+    if not drafts:
+        raise InvalidInput(("line_items",), "At least one line is required")
+    if len(drafts) > MAX_LINES:
+        raise InvalidInput(("line_items",), f"At most {MAX_LINES} lines are allowed")
+    charge_ids = {d.charge_id for d in drafts if d.charge_id is not None}
+    charges: dict[uuid.UUID, Charge] = {}
+    if charge_ids:
+        charges = {
+            c.id: c
+            for c in db.session.scalars(
+                select(Charge).where(Charge.account_id == account.id, Charge.id.in_(charge_ids))
+            )
+        }
+    codes = {d.metric_code for d in drafts if d.metric_code is not None}
+    known_codes: set[str] = set()
+    if codes:
+        known_codes = set(
+            db.session.scalars(
+                select(Metric.code).where(Metric.account_id == account.id, Metric.code.in_(codes))
+            )
+        )
+    rate_cache: dict[Any, tuple[Decimal, str | None]] = {}
+    lines: list[InvoiceLine] = []
+    for index, draft in enumerate(drafts):
+        amount = checked_amount(index, draft)
+        charge = None
+        if draft.charge_id is not None:
+            charge = charges.get(draft.charge_id)
+            if charge is None:
+                raise InvalidInput(("line_items", index, "charge_id"), "Unknown charge_id")
+        if draft.metric_code is not None and draft.metric_code not in known_codes:
+            raise InvalidInput(("line_items", index, "metric_code"),
+                               f"Unknown metric_code {draft.metric_code!r}")
+        percent, tax_code = resolve_rate_percent(
+            account.id,
+            line_percent=draft.tax_percent,
+            item_tax_id=charge.tax_rate_id if charge else None,
+            customer_tax_id=customer.tax_rate_id,
+            entity_tax_id=entity.default_tax_rate_id,
+            account_default_percent=account.default_vat_percent,
+            cache=rate_cache,
+        )
+        lines.append(
+            InvoiceLine(
+                id=uuid.uuid4(),
+                position=index,
+                description=draft.description,
+                quantity=draft.quantity,
+                unit_amount=draft.unit_amount,
+                amount_minor=amount,
+                tax_rate=percent,
+                tax_code=tax_code,
+                amount_incl_vat=draft.amount_incl_vat,
+                vat_minor=calc.line_vat_minor(
+                    amount, percent_to_fraction(percent), draft.amount_incl_vat
+                ),
+                origin=draft.origin,
+                origin_handle=draft.origin_handle,
+                charge_id=draft.charge_id,
+                metric_code=draft.metric_code,
+                period_from=draft.period_from,
+                period_to=draft.period_to,
+            )
+        )
+    return lines
+
+
+def draft_number() -> str:
+    return f"DRAFT-{secrets.token_hex(4).upper()}"
+
+
+def _snapshot(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "state": invoice.state,
+        "number": invoice.number,
+        "invoice_number": invoice.invoice_number,
+        "total_minor": invoice.total_minor,
+        "vat_minor": invoice.vat_minor,
+        "currency": invoice.currency,
+    }
+
+
+def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
+    """A draft one-off invoice. Raises NotFound (customer, billing entity), InvalidInput."""
+    with write_transaction():
+        account = db.session.get(Account, account_id)
+        if account is None:
+            raise NotFound("Account")
+        customer = db.session.scalars(
+            select(Customer).where(Customer.account_id == account_id, Customer.id == req.customer_id)
+        ).one_or_none()
+        if customer is None:
+            raise NotFound("Customer")
+        entity_id = req.billing_entity_id or customer.billing_entity_id
+        if entity_id is not None:
+            entity = db.session.scalars(
+                select(BillingEntity).where(
+                    BillingEntity.account_id == account_id, BillingEntity.id == entity_id
+                )
+            ).one_or_none()
+            if entity is None:
+                raise NotFound("Billing entity")
+        else:
+            entity = default_entity(account_id)
+        lines = build_lines(account, customer, entity, req.lines)
+        totals = calc.compute_totals(_line_inputs(lines))
+        if totals.total_minor < 0:
+            raise InvalidInput(
+                ("line_items",),
+                "The invoice total cannot be negative; issue a credit note instead",
+            )
+        now = utcnow()
+        invoice = Invoice(
+            id=uuid.uuid4(),
+            account_id=account_id,
+            billing_entity_id=entity.id,
+            customer_id=customer.id,
+            invoice_type=ONE_OFF,
+            state=DRAFT,
+            currency=req.currency,
+            invoice_number=draft_number(),
+            billing_period_start=now,
+            billing_period_end=now,
+            due_at=req.due_at,
+            created_at=now,
+            updated_at=now,
+            invoice_metadata=req.metadata,
+        )
+        _store_totals(invoice, totals)
+        invoice.lines = lines
+        db.session.add(invoice)
+        db.session.flush()
+        audit.record(account_id, "invoice.created", "invoice", invoice.id, after=_snapshot(invoice))
+    return invoice
+
+
+# ---------------------------------------------------------------- numbering
+
+
+def take_number(entity_id: uuid.UUID) -> int:
+    """Next number of the entity's series, from its counter row, locked until commit.
+
+    `UPDATE ... RETURNING` takes the row lock on PostgreSQL (parallel finalizers queue);
+    on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE). The unique
+    constraint on (billing_entity_id, number) stands behind both.
+    """
+    return int(
+        db.session.execute(
+            update(BillingEntity)
+            .where(BillingEntity.id == entity_id)
+            .values(next_invoice_number=BillingEntity.next_invoice_number + 1)
+            .returning(BillingEntity.next_invoice_number - 1)
+        ).scalar_one()
+    )
+
+
+def _handle_for(account_id: uuid.UUID, invoice: Invoice) -> str:
+    base = "inv-" + _HANDLE_UNSAFE.sub("-", invoice.invoice_number)
+    taken = db.session.scalar(
+        select(func.count()).where(Invoice.account_id == account_id, Invoice.handle == base)
+    )
+    return f"{base}-{invoice.id.hex[:8]}" if taken else base
+
+
+def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
+    """Move a draft to `open` inside the caller's write transaction: number, issue date,
+    due date, prepaid credit. A zero amount due is paid at once (DOMAIN.md)."""
+    if invoice.state != DRAFT:
+        raise InvalidState("Only draft invoices can be finalized")
+    now = now or utcnow()
+    entity = db.session.get(BillingEntity, invoice.billing_entity_id)
+    assert entity is not None
+    customer = db.session.get(Customer, invoice.customer_id)
+    assert customer is not None
+    number = take_number(entity.id)
+    issued_local = now.astimezone(ZoneInfo(entity.timezone or "UTC"))
+    invoice.number = number
+    invoice.invoice_number = format_number(entity, number, issued_local)
+    invoice.handle = invoice.handle or _handle_for(invoice.account_id, invoice)
+    invoice.issued_at = now
+    if invoice.due_at is None:
+        term = customer.net_payment_term
+        if term is None:
+            term = entity.net_payment_term
+        invoice.due_at = now + timedelta(days=term)
+    wallet = db.session.scalars(
+        select(Wallet)
+        .where(Wallet.customer_id == invoice.customer_id, Wallet.currency == invoice.currency)
+        .with_for_update()
+    ).one_or_none()
+    totals = calc.compute_totals(
+        _line_inputs(invoice.lines),
+        prepaid_available_minor=wallet.balance_minor if wallet else 0,
+        progressive_credit_minor=invoice.progressive_credit_minor,
+    )
+    if wallet is not None and totals.prepaid_credit_minor:
+        wallet.balance_minor -= totals.prepaid_credit_minor
+    _store_totals(invoice, totals)
+    invoice.state = OPEN
+    if invoice.total_minor == 0:
+        invoice.state = PAID
+        invoice.paid_at = now
+    invoice.updated_at = now
+
+
+def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+    """draft -> open (or paid when nothing is due). InvalidState otherwise."""
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        before = _snapshot(invoice)
+        open_invoice(invoice)
+        db.session.flush()
+        audit.record(account_id, "invoice.finalized", "invoice", invoice.id,
+                     before=before, after=_snapshot(invoice))
+    return invoice
+
+
+def mark_paid(account_id: uuid.UUID, invoice_id: uuid.UUID,
+              paid_at: datetime | None = None) -> Invoice:
+    """open or failed -> paid. A paid_at in the future is refused."""
+    now = utcnow()
+    if paid_at is not None and paid_at > now + timedelta(minutes=5):
+        raise InvalidInput(("paid_at",), "paid_at cannot be in the future")
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        if invoice.state not in (OPEN, FAILED):
+            raise InvalidState(f"Only finalized invoices can be marked paid (this one is "
+                               f"{invoice.state})")
+        before = _snapshot(invoice)
+        invoice.state = PAID
+        invoice.paid_at = paid_at or now
+        invoice.updated_at = now
+        audit.record(account_id, "invoice.paid", "invoice", invoice.id,
+                     before=before, after=_snapshot(invoice))
+    return invoice
+
+
+def void_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+    """Any state but paid (and void) -> void. A voided invoice keeps its number.
+    Prepaid credit the invoice consumed goes back to the wallet."""
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        if invoice.state == PAID:
+            raise InvalidState("A paid invoice cannot be voided; issue a credit note instead")
+        if invoice.state == VOID:
+            raise InvalidState("The invoice is already voided")
+        before = _snapshot(invoice)
+        now = utcnow()
+        if invoice.prepaid_credit_minor:
+            db.session.execute(
+                update(Wallet)
+                .where(Wallet.customer_id == invoice.customer_id,
+                       Wallet.currency == invoice.currency)
+                .values(balance_minor=Wallet.balance_minor + invoice.prepaid_credit_minor)
+            )
+        invoice.state = VOID
+        invoice.voided_at = now
+        invoice.updated_at = now
+        audit.record(account_id, "invoice.voided", "invoice", invoice.id,
+                     before=before, after=_snapshot(invoice))
+    return invoice
+
+
+def delete_draft(account_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """Only drafts can be deleted; a numbered invoice is kept forever."""
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        if invoice.state != DRAFT or invoice.number is not None:
+            raise InvalidState("Only draft invoices can be deleted")
+        before = _snapshot(invoice)
+        db.session.delete(invoice)
+        audit.record(account_id, "invoice.deleted", "invoice", invoice_id, before=before)
+
+
+def update_draft(account_id: uuid.UUID, invoice_id: uuid.UUID, *,
+                 due_at: datetime | None) -> Invoice:
+    """Change what a draft allows (its due date). Anything on a non-draft: InvalidState."""
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        ensure_editable(invoice)
+        if invoice.due_at != due_at:
+            before = {"due_at": invoice.due_at}
+            invoice.due_at = due_at
+            invoice.updated_at = utcnow()
+            audit.record(account_id, "invoice.updated", "invoice", invoice.id,
+                         before=before, after={"due_at": due_at})
+    return invoice
+
+
+def ensure_editable(invoice: Invoice) -> None:
+    if invoice.state != DRAFT:
+        raise InvalidState("A finalized invoice cannot be changed; void it and issue a new one")
+
+
+def replace_lines(account_id: uuid.UUID, invoice_id: uuid.UUID,
+                  drafts: Sequence[LineDraft]) -> Invoice:
+    """Replace a draft's lines (the browser editor). Refused once the invoice is open."""
+    with write_transaction():
+        invoice = get_invoice(account_id, invoice_id, lock=True)
+        ensure_editable(invoice)
+        account = db.session.get(Account, account_id)
+        customer = db.session.get(Customer, invoice.customer_id)
+        entity = db.session.get(BillingEntity, invoice.billing_entity_id)
+        assert account is not None and customer is not None and entity is not None
+        lines = build_lines(account, customer, entity, drafts)
+        totals = calc.compute_totals(_line_inputs(lines))
+        if totals.total_minor < 0:
+            raise InvalidInput(("line_items",),
+                               "The invoice total cannot be negative; issue a credit note instead")
+        before = _snapshot(invoice)
+        invoice.lines = lines
+        _store_totals(invoice, totals)
+        invoice.updated_at = utcnow()
+        db.session.flush()
+        audit.record(account_id, "invoice.lines_replaced", "invoice", invoice.id,
+                     before=before, after=_snapshot(invoice))
+    return invoice
+
+
+def preview_totals(account_id: uuid.UUID, customer_id: uuid.UUID,
+                   billing_entity_id: uuid.UUID | None,
+                   drafts: Sequence[LineDraft]) -> tuple[list[InvoiceLine], calc.Totals]:
+    """Lines and totals as they would be stored, computed without writing anything."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFound("Account")
+    customer = db.session.scalars(
+        select(Customer).where(Customer.account_id == account_id, Customer.id == customer_id)
+    ).one_or_none()
+    if customer is None:
+        raise NotFound("Customer")
+    entity = (
+        db.session.scalars(
+            select(BillingEntity).where(BillingEntity.account_id == account_id,
+                                        BillingEntity.id == billing_entity_id)
+        ).one_or_none()
+        if billing_entity_id
+        else default_entity(account_id)
+    )
+    if entity is None:
+        raise NotFound("Billing entity")
+    lines = build_lines(account, customer, entity, drafts)
+    return lines, calc.compute_totals(_line_inputs(lines))

@@ -1,0 +1,26 @@
+"""Every model, imported in one place so Alembic sees the whole schema."""
+
+from .accounts.models import Account, ApiKey, User
+from .audit.models import AuditRecord
+from .catalog.models import Charge, Metric
+from .customers.models import Customer, Wallet
+from .entities.models import BillingEntity
+from .idempotency.models import IdempotencyKey
+from .invoices.models import Invoice, InvoiceLine
+from .taxes.models import TaxRate
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "AuditRecord",
+    "BillingEntity",
+    "Charge",
+    "Customer",
+    "IdempotencyKey",
+    "Invoice",
+    "InvoiceLine",
+    "Metric",
+    "TaxRate",
+    "User",
+    "Wallet",
+]

@@ -1,0 +1,157 @@
+"""The only place that parses, rounds, converts and formats money.
+
+Amounts are integers in the currency's minor unit. The exponent of each currency comes
+from ISO 4217 data (the maintained `iso4217` package), never a hard-coded 100. Rounding is
+commercial half-up (ties away from zero), always explicit: Python's default is half-even.
+No binary float is accepted anywhere on this path.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from functools import lru_cache
+
+from iso4217 import Currency
+
+# Enough precision that no product of a 6-decimal quantity and a 6-decimal unit price of
+# any realistic size is ever rounded by the context before we round it ourselves.
+_PRECISION = 60
+_ONE = Decimal(1)
+
+
+class MoneyError(ValueError):
+    """A value that cannot be money: unknown currency, non-finite, a float, a boolean."""
+
+
+@lru_cache(maxsize=512)
+def minor_unit_exponent(code: str) -> int:
+    """ISO 4217 exponent: EUR 2, JPY 0, KWD 3. Unknown or unit-less codes raise."""
+    try:
+        currency = Currency(code.upper())
+    except ValueError:
+        raise MoneyError(f"Unknown currency code: {code!r}") from None
+    exponent = currency.exponent
+    if exponent is None:
+        # XAU, XXX, XTS ...: ISO 4217 defines no minor unit, so they cannot be invoiced.
+        raise MoneyError(f"Currency {code.upper()} has no minor unit and cannot be invoiced")
+    return int(exponent)
+
+
+def normalise_currency(code: object) -> str:
+    """Upper-case, three letters, a real ISO 4217 code with a minor unit."""
+    if not isinstance(code, str) or len(code) != 3 or not code.isalpha():
+        raise MoneyError("Currency must be a three-letter ISO 4217 code")
+    code = code.upper()
+    minor_unit_exponent(code)
+    return code
+
+
+def is_known_currency(code: str) -> bool:
+    try:
+        normalise_currency(code)
+    except MoneyError:
+        return False
+    return True
+
+
+def to_decimal(value: object) -> Decimal:
+    """Parse an exact decimal from JSON-ish input: Decimal, int or a numeric string.
+
+    Floats are refused (they arrive only if a caller parsed JSON carelessly), as are
+    booleans, NaN and Infinity.
+    """
+    if isinstance(value, bool):
+        raise MoneyError("A number is required, not a boolean")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise MoneyError("A number is required")
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise MoneyError(f"Not a number: {value!r}") from None
+    elif isinstance(value, float):
+        raise MoneyError("Binary floats are not accepted for money")
+    else:
+        raise MoneyError("A number is required")
+    if not result.is_finite():
+        raise MoneyError("NaN and Infinity are not numbers")
+    return result
+
+
+def decimal_places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # finite by construction
+    return max(0, -exponent)
+
+
+def round_half_up(value: Decimal) -> int:
+    """Round to a whole number, ties away from zero (commercial rounding)."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return int(value.quantize(_ONE, rounding=ROUND_HALF_UP))
+
+
+def multiply(a: Decimal, b: Decimal) -> Decimal:
+    """Exact product (within 60 significant digits) of two decimals."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return a * b
+
+
+def divide(a: Decimal, b: Decimal) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return a / b
+
+
+def line_amount(quantity: Decimal, unit_amount: Decimal) -> int:
+    """A line's amount in whole minor units: quantity x unit amount, rounded half-up."""
+    return round_half_up(multiply(quantity, unit_amount))
+
+
+def percent_to_fraction(percent: Decimal) -> Decimal:
+    return divide(percent, Decimal(100))
+
+
+def fraction_to_percent(fraction: Decimal) -> Decimal:
+    return multiply(fraction, Decimal(100))
+
+
+def minor_to_major(amount_minor: int, currency: str) -> Decimal:
+    """12345 EUR -> Decimal('123.45'); 12345 JPY -> Decimal('12345')."""
+    exponent = minor_unit_exponent(currency)
+    return Decimal(amount_minor).scaleb(-exponent)
+
+
+def major_to_minor(amount: Decimal, currency: str) -> int:
+    """Decimal('123.455') EUR -> 12346 (half-up); used by forms that take major units."""
+    exponent = minor_unit_exponent(currency)
+    return round_half_up(amount.scaleb(exponent))
+
+
+def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
+    """Money for people, in a locale: `€1,234.50`, `1.234,50 €`, `¥1,235`, `KWD 1.250`.
+
+    Babel supplies the locale's pattern and symbol; the number of decimals is forced to
+    the ISO 4217 exponent (CLDR differs for a few currencies).
+    """
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    loc = Locale.parse(locale.replace("-", "_"))
+    standard = loc.currency_formats["standard"]
+    pattern = parse_pattern(standard.pattern)
+    exponent = minor_unit_exponent(currency)
+    pattern.frac_prec = (exponent, exponent)
+    return pattern.apply(
+        minor_to_major(amount_minor, currency),
+        loc,
+        currency=currency,
+        currency_digits=False,
+        decimal_quantization=True,
+    )

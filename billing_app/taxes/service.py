@@ -1,0 +1,146 @@
+"""Tax rates and the precedence that picks the rate of a line (DOMAIN.md):
+the line, the item (plan / add-on / charge), the customer, the billing entity default,
+the account (its organisation-wide tax, else its default VAT), else 0."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..audit import service as audit
+from ..crud import apply_changes, get_scoped, order_clause, page
+from ..database import write_transaction
+from ..errors import Duplicate, InvalidInput
+from ..extensions import db
+from .models import TaxRate
+
+ORDER_FIELDS = {"code": TaxRate.code, "name": TaxRate.name, "rate": TaxRate.rate,
+                "created_at": TaxRate.created_at}
+
+
+def validate_percent(rate: Decimal, loc: tuple[str, ...] = ("rate",)) -> Decimal:
+    if rate < 0 or rate > 100:
+        raise InvalidInput(loc, "A tax rate is a percent between 0 and 100")
+    return rate
+
+
+def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> TaxRate:
+    validate_percent(data["rate"])
+    with write_transaction():
+        if db.session.scalar(
+            select(func.count()).where(TaxRate.account_id == account_id, TaxRate.code == data["code"])
+        ):
+            raise Duplicate("Tax", "Tax with this code already exists")
+        if data.get("applied_to_organization"):
+            _clear_org_default(account_id)
+        tax = TaxRate(account_id=account_id, **data)
+        db.session.add(tax)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            raise Duplicate("Tax", "Tax with this code already exists") from None
+        audit.record(account_id, "tax.created", "tax", tax.id, after=data)
+    return tax
+
+
+def _clear_org_default(account_id: uuid.UUID) -> None:
+    db.session.execute(
+        update(TaxRate)
+        .where(TaxRate.account_id == account_id, TaxRate.applied_to_organization.is_(True))
+        .values(applied_to_organization=False)
+    )
+
+
+def update_tax(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> TaxRate:
+    if "rate" in changes:
+        validate_percent(changes["rate"])
+    with write_transaction():
+        tax = get_scoped(TaxRate, account_id, "Tax", code=code)
+        if changes.get("applied_to_organization"):
+            _clear_org_default(account_id)
+        before, after = apply_changes(tax, changes)
+        if after:
+            audit.record(account_id, "tax.updated", "tax", tax.id, before=before, after=after)
+    return tax
+
+
+def delete_tax(account_id: uuid.UUID, code: str) -> None:
+    """Invoice lines keep the rate they copied; customers and entities using it fall back
+    to the next level of the precedence."""
+    with write_transaction():
+        tax = get_scoped(TaxRate, account_id, "Tax", code=code)
+        from ..customers.models import Customer
+        from ..entities.models import BillingEntity
+
+        db.session.execute(
+            update(Customer).where(Customer.tax_rate_id == tax.id).values(tax_rate_id=None)
+        )
+        db.session.execute(
+            update(BillingEntity)
+            .where(BillingEntity.default_tax_rate_id == tax.id)
+            .values(default_tax_rate_id=None)
+        )
+        db.session.delete(tax)
+        audit.record(account_id, "tax.deleted", "tax", tax.id,
+                     before={"code": tax.code, "rate": tax.rate})
+
+
+def get_tax(account_id: uuid.UUID, code: str) -> TaxRate:
+    return get_scoped(TaxRate, account_id, "Tax", code=code)
+
+
+def list_taxes(account_id: uuid.UUID, skip: int, limit: int, order_by: str | None) -> list[TaxRate]:
+    stmt = select(TaxRate).where(TaxRate.account_id == account_id).order_by(
+        *order_clause(TaxRate, order_by, ORDER_FIELDS, "code")
+    )
+    return page(stmt, skip, limit)
+
+
+def tax_id_for_code(account_id: uuid.UUID, code: str | None, loc: tuple[str, ...]) -> uuid.UUID | None:
+    if code is None:
+        return None
+    tax_id = db.session.scalar(
+        select(TaxRate.id).where(TaxRate.account_id == account_id, TaxRate.code == code)
+    )
+    if tax_id is None:
+        raise InvalidInput(loc, f"Unknown tax code {code!r}")
+    return tax_id
+
+
+def resolve_rate_percent(
+    account_id: uuid.UUID,
+    *,
+    line_percent: Decimal | None,
+    item_tax_id: uuid.UUID | None,
+    customer_tax_id: uuid.UUID | None,
+    entity_tax_id: uuid.UUID | None,
+    account_default_percent: Decimal | None,
+    cache: dict[Any, tuple[Decimal, str | None]] | None = None,
+) -> tuple[Decimal, str | None]:
+    """(percent, tax code) by the first level that has one."""
+    if line_percent is not None:
+        return line_percent, None
+    cache = {} if cache is None else cache
+    for tax_id in (item_tax_id, customer_tax_id, entity_tax_id):
+        if tax_id is not None:
+            if tax_id not in cache:
+                tax = db.session.get(TaxRate, tax_id)
+                if tax is not None and tax.account_id == account_id:
+                    cache[tax_id] = (tax.rate, tax.code)
+            if tax_id in cache:
+                return cache[tax_id]
+    if "org" not in cache:
+        org = db.session.scalars(
+            select(TaxRate).where(
+                TaxRate.account_id == account_id, TaxRate.applied_to_organization.is_(True)
+            )
+        ).first()
+        cache["org"] = (org.rate, org.code) if org else (
+            (account_default_percent, None) if account_default_percent is not None
+            else (Decimal(0), None)
+        )
+    return cache["org"]
