@@ -6,6 +6,7 @@ from .catalog.models import Charge, Metric
 from .customers.models import Customer, Wallet
 from .entities.models import BillingEntity
 from .idempotency.models import IdempotencyKey
+from .invoices import guards  # noqa: F401  (flush-time immutability guard)
 from .invoices.models import Invoice, InvoiceLine
 from .taxes.models import TaxRate
 

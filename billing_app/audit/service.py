@@ -140,7 +140,11 @@ def verify_chain(account_id: uuid.UUID) -> int | None:
     prev = GENESIS
     expected_seq = 1
     rows = db.session.scalars(
-        select(AuditRecord).where(AuditRecord.account_id == account_id).order_by(AuditRecord.seq)
+        select(AuditRecord)
+        .where(AuditRecord.account_id == account_id)
+        .order_by(AuditRecord.seq)
+        # Read what is stored now, not what this session may have cached.
+        .execution_options(populate_existing=True)
     )
     for rec in rows:
         if rec.seq != expected_seq or rec.prev_hash != prev or rec.hash != _digest(prev, _content(rec)):

@@ -1,0 +1,74 @@
+"""Last line of defence for immutability: refuse, at flush time, any change to what a
+finalized invoice has printed on it, whoever tries (a service bug, a script, a shell).
+
+The services check first and answer with a clear InvalidState; this guard makes the rule
+hold even for code that bypasses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from .models import DRAFT, Invoice, InvoiceLine
+
+# Columns that may still change once an invoice has left draft: its lifecycle.
+MUTABLE_AFTER_DRAFT = frozenset({
+    "state", "paid_at", "voided_at", "failed_at", "updated_at", "invoice_metadata",
+})
+# Taking the number is the draft -> open transition itself.
+SET_AT_FINALIZATION = frozenset({
+    "number", "invoice_number", "handle", "issued_at", "due_at", "prepaid_credit_minor",
+    "total_minor", "gross_minor", "subtotal_minor", "net_minor", "vat_minor",
+})
+
+
+class ImmutableInvoiceError(RuntimeError):
+    """A finalized invoice (or one of its lines) was changed outside its lifecycle."""
+
+
+def _committed_state(invoice: Invoice) -> Any:
+    history = inspect(invoice).attrs.state.history
+    if history.deleted:
+        return history.deleted[0]
+    return invoice.state
+
+
+def _check_invoice(invoice: Invoice) -> None:
+    was = _committed_state(invoice)
+    if was == DRAFT:
+        return
+    state = inspect(invoice)
+    for attr in state.mapper.column_attrs:
+        if attr.key in MUTABLE_AFTER_DRAFT:
+            continue
+        if state.attrs[attr.key].history.has_changes():
+            raise ImmutableInvoiceError(
+                f"invoice {invoice.id} is {was}; {attr.key} can no longer change"
+            )
+
+
+def _line_owner_state(session: Session, line: InvoiceLine) -> str | None:
+    invoice = session.get(Invoice, line.invoice_id) if line.invoice_id else None
+    return None if invoice is None else _committed_state(invoice)
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_issued_invoices(session: Session, _ctx: Any, _instances: Any) -> None:
+    for obj in session.dirty:
+        if isinstance(obj, Invoice) and session.is_modified(obj, include_collections=False):
+            _check_invoice(obj)
+        elif isinstance(obj, InvoiceLine) and session.is_modified(obj):
+            if _line_owner_state(session, obj) not in (None, DRAFT):
+                raise ImmutableInvoiceError("lines of a finalized invoice cannot change")
+    for obj in session.deleted:
+        if isinstance(obj, Invoice) and (obj.state != DRAFT or obj.number is not None):
+            raise ImmutableInvoiceError("a numbered invoice is never deleted")
+        if isinstance(obj, InvoiceLine) and _line_owner_state(session, obj) not in (None, DRAFT):
+            raise ImmutableInvoiceError("lines of a finalized invoice cannot change")
+    for obj in session.new:
+        if isinstance(obj, InvoiceLine) and obj.invoice_id is not None:
+            if _line_owner_state(session, obj) not in (None, DRAFT):
+                raise ImmutableInvoiceError("lines cannot be added to a finalized invoice")

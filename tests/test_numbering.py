@@ -1,0 +1,146 @@
+"""The number series: continuous, no duplicates, no gaps, under parallel finalizes over
+separate connections, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import http.client
+import uuid
+import json
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import select
+
+from billing_app.audit import service as audit_service
+from billing_app.entities.models import BillingEntity
+from billing_app.extensions import db
+from billing_app.invoices import service as invoices
+from billing_app.invoices.models import Invoice
+
+
+def _make_drafts(app, tenant, count: int) -> list[str]:
+    from billing_app.customers.service import create_customer
+
+    with app.app_context():
+        customer = create_customer(tenant.account_id, {"external_id": "par", "name": "Parallel"})
+        ids = []
+        for i in range(count):
+            inv = invoices.create_one_off_invoice(
+                tenant.account_id,
+                invoices.OneOffInvoiceRequest(
+                    customer_id=customer.id,
+                    currency="EUR",
+                    lines=[invoices.LineDraft(f"Item {i}", Decimal(1), Decimal(100 + i))],
+                ),
+            )
+            ids.append(str(inv.id))
+        db.session.remove()
+    return ids
+
+
+def _finalize_over_http(base: str, key: str, invoice_id: str) -> tuple[int, dict]:
+    url = urlparse(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    try:
+        conn.request("POST", f"/v1/invoices/{invoice_id}/finalize",
+                     headers={"Authorization": f"Bearer {key}", "Content-Length": "0"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def _parallel_finalize(app, tenant, live_server, count: int) -> None:
+    ids = _make_drafts(app, tenant, count)
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        results = list(pool.map(lambda i: _finalize_over_http(live_server, tenant.api_key, i), ids))
+    statuses = [status for status, _ in results]
+    assert statuses == [200] * count, [r for r in results if r[0] != 200][:3]
+    numbers = sorted(body["number"] for _, body in results)
+    assert numbers == list(range(1, count + 1))
+    printed = {body["invoice_number"] for _, body in results}
+    assert printed == {f"INV-{n:06d}" for n in range(1, count + 1)}
+    with app.app_context():
+        entity = db.session.scalars(
+            select(BillingEntity).where(BillingEntity.account_id == tenant.account_id)
+        ).one()
+        assert entity.next_invoice_number == count + 1
+        db.session.remove()
+
+
+@pytest.mark.slow
+def test_parallel_finalizes_give_exactly_1_to_n(app, tenant, live_server, is_postgres):
+    """100 parallel finalizes on PostgreSQL, 20 on SQLite (without 'database is locked')."""
+    _parallel_finalize(app, tenant, live_server, 100 if is_postgres else 20)
+
+
+def test_drafts_take_no_number(api):
+    customer = api.customer()
+    drafts = [api.invoice(customer["id"]) for _ in range(3)]
+    assert all(d["invoice_number"].startswith("DRAFT-") for d in drafts)
+    assert all(d["number"] is None for d in drafts)
+    # Deleting a draft returns nothing to the series because it never took anything.
+    assert api.delete(f"/v1/invoices/{drafts[0]['id']}").status_code == 204
+    done = api.post(f"/v1/invoices/{drafts[2]['id']}/finalize").get_json()
+    assert done["invoice_number"] == "INV-000001"
+
+
+def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(api, app, monkeypatch):
+    customer = api.customer()
+    first = api.invoice(customer["id"])
+    second = api.invoice(customer["id"])
+
+    real_record = audit_service.record
+
+    def failing_record(account_id, action, *args, **kwargs):
+        if action == "invoice.finalized":
+            raise RuntimeError("injected failure after the number was taken")
+        return real_record(account_id, action, *args, **kwargs)
+
+    monkeypatch.setattr(audit_service, "record", failing_record)
+    failed = api.post(f"/v1/invoices/{first['id']}/finalize")
+    assert failed.status_code == 500
+    assert failed.get_json() == {"detail": "Internal server error"}
+    monkeypatch.setattr(audit_service, "record", real_record)
+
+    assert api.get(f"/v1/invoices/{first['id']}").get_json()["status"] == "draft"
+    again = api.post(f"/v1/invoices/{second['id']}/finalize").get_json()
+    assert again["number"] == 1
+    assert api.post(f"/v1/invoices/{first['id']}/finalize").get_json()["number"] == 2
+
+
+def test_series_are_per_billing_entity_and_follow_the_pattern(api):
+    customer = api.customer()
+    resp = api.post("/v1/billing_entities/", {
+        "code": "uk", "name": "Example UK Ltd", "invoice_prefix": "UK",
+        "number_pattern": "{prefix}/{YYYY}/{number:04}", "currency": "GBP",
+    })
+    assert resp.status_code == 201, resp.get_json()
+    uk_id = resp.get_json()["id"]
+    a = api.invoice(customer["id"])
+    b = api.invoice(customer["id"], billing_entity_id=uk_id)
+    fa = api.post(f"/v1/invoices/{a['id']}/finalize").get_json()
+    fb = api.post(f"/v1/invoices/{b['id']}/finalize").get_json()
+    assert fa["invoice_number"] == "INV-000001"
+    year = fb["issued_at"][:4]
+    assert fb["invoice_number"] == f"UK/{year}/0001"
+
+
+def test_unique_constraint_stands_behind_the_counter(app, tenant):
+    """Even code that bypasses the counter cannot store a duplicate number."""
+    from sqlalchemy.exc import IntegrityError
+
+    ids = _make_drafts(app, tenant, 2)
+    with app.app_context():
+        invoices.finalize_invoice(tenant.account_id, uuid.UUID(ids[0]))
+        entity_id = db.session.get(Invoice, uuid.UUID(ids[0])).billing_entity_id
+        db.session.remove()
+        dup = db.session.get(Invoice, uuid.UUID(ids[1]))
+        dup.number = 1  # a draft may still change; the database refuses the duplicate
+        assert dup.billing_entity_id == entity_id
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.remove()
