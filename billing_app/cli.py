@@ -36,8 +36,11 @@ def create_account(name: str, email: str, password: str, timezone: str, currency
     except DomainError as exc:
         _fail(exc)
         return
-    click.echo(json.dumps({"account_id": str(new.account.id), "email": new.user.email,
-                           "api_key": new.api_key}))
+    click.echo(
+        json.dumps(
+            {"account_id": str(new.account.id), "email": new.user.email, "api_key": new.api_key}
+        )
+    )
 
 
 @billing_cli.command("create-api-key")
@@ -74,49 +77,96 @@ def demo() -> None:
         click.echo("Demo account already exists; a fresh API key was made for it.")
         _print_demo(str(user.account_id), raw)
         return
-    new = accounts.create_account("Demo GmbH", DEMO_EMAIL, DEMO_PASSWORD,
-                                  timezone="Europe/Berlin", currency="EUR")
+    new = accounts.create_account(
+        "Demo GmbH", DEMO_EMAIL, DEMO_PASSWORD, timezone="Europe/Berlin", currency="EUR"
+    )
     aid = new.account.id
-    taxes.create_tax(aid, {"code": "vat_19", "name": "VAT 19 %", "rate": Decimal(19),
-                           "applied_to_organization": True})
+    taxes.create_tax(
+        aid,
+        {
+            "code": "vat_19",
+            "name": "VAT 19 %",
+            "rate": Decimal(19),
+            "applied_to_organization": True,
+        },
+    )
     taxes.create_tax(aid, {"code": "vat_7", "name": "VAT 7 %", "rate": Decimal(7)})
-    acme = customers.create_customer(aid, {
-        "external_id": "acme", "name": "ACME Corporation", "email": "billing@acme.example",
-        "currency": "EUR", "timezone": "Europe/Berlin", "net_payment_term": 14,
-        "address_line1": "Hauptstraße 1", "city": "Berlin", "zip_code": "10115", "country": "DE",
-    })
-    books = customers.create_customer(aid, {
-        "external_id": "bookshop", "name": "Die Buchhandlung", "email": "kasse@buch.example",
-        "currency": "EUR", "tax_code": "vat_7",
-    })
+    acme = customers.create_customer(
+        aid,
+        {
+            "external_id": "acme",
+            "name": "ACME Corporation",
+            "email": "billing@acme.example",
+            "currency": "EUR",
+            "timezone": "Europe/Berlin",
+            "net_payment_term": 14,
+            "address_line1": "Hauptstraße 1",
+            "city": "Berlin",
+            "zip_code": "10115",
+            "country": "DE",
+        },
+    )
+    books = customers.create_customer(
+        aid,
+        {
+            "external_id": "bookshop",
+            "name": "Die Buchhandlung",
+            "email": "kasse@buch.example",
+            "currency": "EUR",
+            "tax_code": "vat_7",
+        },
+    )
 
     def line(text: str, qty: str, unit: str, percent: str | None = None) -> invoices.LineDraft:
-        return invoices.LineDraft(description=text, quantity=Decimal(qty),
-                                  unit_amount=Decimal(unit),
-                                  tax_percent=Decimal(percent) if percent else None)
+        return invoices.LineDraft(
+            description=text,
+            quantity=Decimal(qty),
+            unit_amount=Decimal(unit),
+            tax_percent=Decimal(percent) if percent else None,
+        )
 
-    first = invoices.create_one_off_invoice(aid, invoices.OneOffInvoiceRequest(
-        customer_id=acme.id, currency="EUR",
-        lines=[line("Consulting, November", "12", "9500"), line("Travel costs", "1", "23450")],
-    ))
+    first = invoices.create_one_off_invoice(
+        aid,
+        invoices.OneOffInvoiceRequest(
+            customer_id=acme.id,
+            currency="EUR",
+            lines=[line("Consulting, November", "12", "9500"), line("Travel costs", "1", "23450")],
+        ),
+    )
     invoices.finalize_invoice(aid, first.id)
-    second = invoices.create_one_off_invoice(aid, invoices.OneOffInvoiceRequest(
-        customer_id=books.id, currency="EUR",
-        lines=[line("Reference books", "3", "2999"), line("Gift wrapping", "3", "150", "19")],
-    ))
+    second = invoices.create_one_off_invoice(
+        aid,
+        invoices.OneOffInvoiceRequest(
+            customer_id=books.id,
+            currency="EUR",
+            lines=[line("Reference books", "3", "2999"), line("Gift wrapping", "3", "150", "19")],
+        ),
+    )
     invoices.finalize_invoice(aid, second.id)
     invoices.mark_paid(aid, second.id)
-    invoices.create_one_off_invoice(aid, invoices.OneOffInvoiceRequest(
-        customer_id=acme.id, currency="EUR", due_at=first.issued_at + timedelta(days=30)
-        if first.issued_at else None,
-        lines=[line("Workshop (draft)", "1", "120000")],
-    ))
+    invoices.create_one_off_invoice(
+        aid,
+        invoices.OneOffInvoiceRequest(
+            customer_id=acme.id,
+            currency="EUR",
+            due_at=first.issued_at + timedelta(days=30) if first.issued_at else None,
+            lines=[line("Workshop (draft)", "1", "120000")],
+        ),
+    )
     _print_demo(str(aid), new.api_key)
 
 
 def _print_demo(account_id: str, api_key: str) -> None:
-    click.echo(json.dumps({"account_id": account_id, "email": DEMO_EMAIL,
-                           "password": DEMO_PASSWORD, "api_key": api_key}))
+    click.echo(
+        json.dumps(
+            {
+                "account_id": account_id,
+                "email": DEMO_EMAIL,
+                "password": DEMO_PASSWORD,
+                "api_key": api_key,
+            }
+        )
+    )
 
 
 @billing_cli.command("purge-idempotency-keys")

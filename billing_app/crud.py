@@ -37,8 +37,9 @@ def parse_uuid(value: Any, resource: str) -> uuid.UUID:
         raise NotFound(resource) from None
 
 
-def order_clause(model: Any, order_by: str | None, allowed: Mapping[str, Any],
-                 default: str) -> list[Any]:
+def order_clause(
+    model: Any, order_by: str | None, allowed: Mapping[str, Any], default: str
+) -> list[Any]:
     """`field`, `-field`, `field desc`, `field:asc` ... over a whitelist; id breaks ties."""
     spec = (order_by or default).strip()
     descending = False

@@ -8,8 +8,18 @@ from billing_app.cli import DEMO_EMAIL, DEMO_PASSWORD
 
 
 def test_create_account_prints_one_json_object_with_a_working_key(runner, client):
-    result = runner.invoke(args=["billing", "create-account", "--name", "Shop AB",
-                                 "--email", "Owner@Shop.example", "--password", "s3cret-pass"])
+    result = runner.invoke(
+        args=[
+            "billing",
+            "create-account",
+            "--name",
+            "Shop AB",
+            "--email",
+            "Owner@Shop.example",
+            "--password",
+            "s3cret-pass",
+        ]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data) == {"account_id", "email", "api_key"}
@@ -17,8 +27,18 @@ def test_create_account_prints_one_json_object_with_a_working_key(runner, client
     resp = client.get("/v1/customers/", headers={"Authorization": f"Bearer {data['api_key']}"})
     assert resp.status_code == 200
     # The same email cannot sign up twice.
-    again = runner.invoke(args=["billing", "create-account", "--name", "X",
-                                "--email", "owner@shop.example", "--password", "another-pass"])
+    again = runner.invoke(
+        args=[
+            "billing",
+            "create-account",
+            "--name",
+            "X",
+            "--email",
+            "owner@shop.example",
+            "--password",
+            "another-pass",
+        ]
+    )
     assert again.exit_code != 0
     assert "already exists" in again.output
 

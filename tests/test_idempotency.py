@@ -7,11 +7,11 @@ import hashlib
 import json
 from datetime import timedelta
 
+from conftest import row_counts
+
 from billing_app.database import utcnow
 from billing_app.extensions import db
 from billing_app.idempotency.models import IdempotencyKey
-
-from conftest import row_counts
 
 
 def _post_raw(api, path, body: bytes, key: str | None):
@@ -22,12 +22,15 @@ def _post_raw(api, path, body: bytes, key: str | None):
 
 
 def _invoice_body(customer_id: str) -> bytes:
-    return json.dumps({
-        "customer_id": customer_id,
-        "currency": "EUR",
-        "line_items": [{"description": "Retainer", "quantity": 1, "unit_price": 50000,
-                        "amount": 50000}],
-    }).encode()
+    return json.dumps(
+        {
+            "customer_id": customer_id,
+            "currency": "EUR",
+            "line_items": [
+                {"description": "Retainer", "quantity": 1, "unit_price": 50000, "amount": 50000}
+            ],
+        }
+    ).encode()
 
 
 def test_retry_replays_byte_for_byte_and_creates_nothing_twice(api, app):
@@ -62,7 +65,10 @@ def test_replay_of_an_action_and_of_a_201(api):
 
 def test_same_key_with_a_different_request_is_422(api, app):
     customer = api.customer()
-    assert _post_raw(api, "/v1/invoices/one_off", _invoice_body(customer["id"]), "k").status_code == 200
+    assert (
+        _post_raw(api, "/v1/invoices/one_off", _invoice_body(customer["id"]), "k").status_code
+        == 200
+    )
     counts = row_counts(app)
     other = json.loads(_invoice_body(customer["id"]))
     other["line_items"][0]["description"] = "Something else"
@@ -70,7 +76,9 @@ def test_same_key_with_a_different_request_is_422(api, app):
     assert resp.status_code == 422
     assert "different request" in resp.get_json()["detail"]
     # Another path with the same key is another request too.
-    assert _post_raw(api, "/v1/taxes/", b'{"code":"x","name":"X","rate":"1"}', "k").status_code == 422
+    assert (
+        _post_raw(api, "/v1/taxes/", b'{"code":"x","name":"X","rate":"1"}', "k").status_code == 422
+    )
     assert row_counts(app) == counts
 
 
@@ -79,9 +87,16 @@ def test_same_key_while_the_first_is_running_is_409(api, app):
     body = _invoice_body(customer["id"])
     digest = hashlib.sha256(b"POST\0/v1/invoices/one_off\0" + body).hexdigest()
     with app.app_context():
-        db.session.add(IdempotencyKey(
-            account_id=api.tenant.account_id, key="busy", fingerprint=digest, state="running",
-            created_at=utcnow(), expires_at=utcnow() + timedelta(hours=24)))
+        db.session.add(
+            IdempotencyKey(
+                account_id=api.tenant.account_id,
+                key="busy",
+                fingerprint=digest,
+                state="running",
+                created_at=utcnow(),
+                expires_at=utcnow() + timedelta(hours=24),
+            )
+        )
         db.session.commit()
         db.session.remove()
     resp = _post_raw(api, "/v1/invoices/one_off", body, "busy")

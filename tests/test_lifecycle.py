@@ -99,8 +99,9 @@ def test_draft_due_date_can_change_and_put_moves_the_lifecycle(api, customer):
     fin = api.put(f"/v1/invoices/{inv['id']}", {"status": "finalized"}).get_json()
     assert fin["status"] == "finalized"
     assert fin["due_date"] == "2030-01-31T12:00:00+00:00"  # an explicit due date is kept
-    paid = api.put(f"/v1/invoices/{inv['id']}",
-                   {"status": "paid", "paid_at": "2026-01-02T03:04:05+00:00"}).get_json()
+    paid = api.put(
+        f"/v1/invoices/{inv['id']}", {"status": "paid", "paid_at": "2026-01-02T03:04:05+00:00"}
+    ).get_json()
     assert paid["paid_at"] == "2026-01-02T03:04:05+00:00"
 
 
@@ -110,8 +111,9 @@ def test_service_refuses_direct_edits(app, api, customer, tenant):
     iid = uuid.UUID(inv["id"])
     with app.app_context():
         with pytest.raises(Exception, match="finalized invoice cannot be changed"):
-            invoices.replace_lines(tenant.account_id, iid, [
-                invoices.LineDraft("Sneaky", Decimal(1), Decimal(1))])
+            invoices.replace_lines(
+                tenant.account_id, iid, [invoices.LineDraft("Sneaky", Decimal(1), Decimal(1))]
+            )
         # Bypassing the services: the flush-time guard refuses too.
         stored = invoices.get_invoice(tenant.account_id, iid)
         stored.total_minor = 1
@@ -133,8 +135,9 @@ def test_service_refuses_direct_edits(app, api, customer, tenant):
 
 
 def test_zero_total_invoice_is_paid_at_finalization(api, customer):
-    inv = api.invoice(customer["id"], lines=[
-        {"description": "Free", "quantity": 1, "unit_price": 0, "amount": 0}])
+    inv = api.invoice(
+        customer["id"], lines=[{"description": "Free", "quantity": 1, "unit_price": 0, "amount": 0}]
+    )
     fin = api.post(f"/v1/invoices/{inv['id']}/finalize").get_json()
     assert fin["status"] == "paid"
     assert fin["total_cents"] == "0"
@@ -146,9 +149,18 @@ def test_prepaid_wallet_credit_applied_at_finalization(app, api, customer, tenan
     with app.app_context():
         credit_wallet(tenant.account_id, uuid.UUID(customer["id"]), "EUR", 10000)
         db.session.remove()
-    inv = api.invoice(customer["id"], lines=[
-        {"description": "Work", "quantity": 1, "unit_price": 20000, "amount": 20000,
-         "tax_rate": "19"}])
+    inv = api.invoice(
+        customer["id"],
+        lines=[
+            {
+                "description": "Work",
+                "quantity": 1,
+                "unit_price": 20000,
+                "amount": 20000,
+                "tax_rate": "19",
+            }
+        ],
+    )
     assert inv["prepaid_credit_amount_cents"] == "0"
     fin = api.post(f"/v1/invoices/{inv['id']}/finalize").get_json()
     assert fin["tax_amount_cents"] == "3800"  # the VAT is untouched by prepaid credit
@@ -165,8 +177,11 @@ def test_audit_record_per_state_change_and_chain_verifies(app, api, customer, te
     api.post(f"/v1/invoices/{inv['id']}/pay")
     with app.app_context():
         records = history(tenant.account_id, "invoice", inv["id"])
-        assert [r.action for r in records] == ["invoice.created", "invoice.finalized",
-                                               "invoice.paid"]
+        assert [r.action for r in records] == [
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+        ]
         assert records[1].before["state"] == "draft"
         assert records[1].after["state"] == "open"
         assert records[2].after["state"] == "paid"
@@ -194,10 +209,15 @@ def test_audit_chain_survives_parallel_writers(app, tenant, live_server):
 
     def create(i):
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-        conn.request("POST", "/v1/customers/", body=json.dumps({"external_id": f"p{i}",
-                                                                "name": f"P {i}"}),
-                     headers={"Authorization": f"Bearer {tenant.api_key}",
-                              "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/v1/customers/",
+            body=json.dumps({"external_id": f"p{i}", "name": f"P {i}"}),
+            headers={
+                "Authorization": f"Bearer {tenant.api_key}",
+                "Content-Type": "application/json",
+            },
+        )
         status = conn.getresponse().status
         conn.close()
         return status

@@ -162,11 +162,10 @@ def test_zero_rate_and_equal_rates_written_differently_are_one_rate():
 
 # ---------------------------------------------------------------- properties
 
-rates = st.sampled_from([D("0"), D("0.05"), D("0.07"), D("0.19"), D("0.2"), D("0.25"),
-                         D("0.255")])
+rates = st.sampled_from([D("0"), D("0.05"), D("0.07"), D("0.19"), D("0.2"), D("0.25"), D("0.255")])
 line_inputs = st.builds(
     LineInput,
-    amount_minor=st.integers(min_value=-10**9, max_value=10**9),
+    amount_minor=st.integers(min_value=-(10**9), max_value=10**9),
     rate=rates,
     amount_incl_vat=st.booleans(),
     kind=st.sampled_from([CHARGE, CHARGE, DISCOUNT, CREDIT]),
@@ -174,8 +173,11 @@ line_inputs = st.builds(
 
 
 @settings(max_examples=300, deadline=None)
-@given(lines=st.lists(line_inputs, max_size=40), prepaid=st.integers(0, 10**9),
-       seed=st.integers(0, 2**32))
+@given(
+    lines=st.lists(line_inputs, max_size=40),
+    prepaid=st.integers(0, 10**9),
+    seed=st.integers(0, 2**32),
+)
 def test_totals_invariants(lines, prepaid, seed):
     t = compute_totals(lines, prepaid_available_minor=prepaid)
     # Total identity, per rate and per document.
@@ -195,9 +197,11 @@ def test_totals_invariants(lines, prepaid, seed):
     # VAT per rate is the exact VAT rounded once: within half a minor unit.
     for r in t.by_rate:
         exact = sum(
-            (D(li.amount_minor) * li.rate / (1 + li.rate)) if li.amount_incl_vat
+            (D(li.amount_minor) * li.rate / (1 + li.rate))
+            if li.amount_incl_vat
             else D(li.amount_minor) * li.rate
-            for li in lines if li.rate.normalize() == r.rate
+            for li in lines
+            if li.rate.normalize() == r.rate
         )
         assert abs(D(r.vat_minor) - exact) <= D("0.5")
     # Order of lines is irrelevant.

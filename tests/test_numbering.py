@@ -4,8 +4,8 @@ separate connections, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import http.client
-import uuid
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from urllib.parse import urlparse
@@ -44,8 +44,11 @@ def _finalize_over_http(base: str, key: str, invoice_id: str) -> tuple[int, dict
     url = urlparse(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
     try:
-        conn.request("POST", f"/v1/invoices/{invoice_id}/finalize",
-                     headers={"Authorization": f"Bearer {key}", "Content-Length": "0"})
+        conn.request(
+            "POST",
+            f"/v1/invoices/{invoice_id}/finalize",
+            headers={"Authorization": f"Bearer {key}", "Content-Length": "0"},
+        )
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"{}")
     finally:
@@ -113,10 +116,16 @@ def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(api, app, m
 
 def test_series_are_per_billing_entity_and_follow_the_pattern(api):
     customer = api.customer()
-    resp = api.post("/v1/billing_entities/", {
-        "code": "uk", "name": "Example UK Ltd", "invoice_prefix": "UK",
-        "number_pattern": "{prefix}/{YYYY}/{number:04}", "currency": "GBP",
-    })
+    resp = api.post(
+        "/v1/billing_entities/",
+        {
+            "code": "uk",
+            "name": "Example UK Ltd",
+            "invoice_prefix": "UK",
+            "number_pattern": "{prefix}/{YYYY}/{number:04}",
+            "currency": "GBP",
+        },
+    )
     assert resp.status_code == 201, resp.get_json()
     uk_id = resp.get_json()["id"]
     a = api.invoice(customer["id"])

@@ -11,7 +11,7 @@ from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 
-class Account(db.Model):  # type: ignore[name-defined,misc]
+class Account(db.Model):  # type: ignore[name-defined]
     """A company using the server; the tenant every other row belongs to."""
 
     __tablename__ = "accounts"
@@ -28,7 +28,7 @@ class Account(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class User(db.Model):  # type: ignore[name-defined,misc]
+class User(db.Model):  # type: ignore[name-defined]
     """A person who signs in to the browser pages."""
 
     __tablename__ = "users"
@@ -41,7 +41,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ApiKey(db.Model):  # type: ignore[name-defined,misc]
+class ApiKey(db.Model):  # type: ignore[name-defined]
     """An API key: shown once, stored as a SHA-256 hash with a visible prefix."""
 
     __tablename__ = "api_keys"

@@ -86,8 +86,13 @@ def create_account(
         )
         db.session.add_all([user, entity])
         raw_key = _new_key(account.id, "Default key")
-        audit.record(account.id, "account.created", "account", account.id,
-                     after={"name": account.name, "email": email})
+        audit.record(
+            account.id,
+            "account.created",
+            "account",
+            account.id,
+            after={"name": account.name, "email": email},
+        )
     return NewAccount(account=account, user=user, api_key=raw_key)
 
 
@@ -104,11 +109,14 @@ def create_api_key(account_id: uuid.UUID, name: str = "API key") -> tuple[ApiKey
         if db.session.get(Account, account_id) is None:
             raise NotFound("Account")
         raw = _new_key(account_id, name.strip() or "API key")
-        key = db.session.scalars(
-            select(ApiKey).where(ApiKey.prefix == raw.rsplit("_", 1)[0])
-        ).one()
-        audit.record(account_id, "api_key.created", "api_key", key.id,
-                     after={"prefix": key.prefix, "name": key.name})
+        key = db.session.scalars(select(ApiKey).where(ApiKey.prefix == raw.rsplit("_", 1)[0])).one()
+        audit.record(
+            account_id,
+            "api_key.created",
+            "api_key",
+            key.id,
+            after={"prefix": key.prefix, "name": key.name},
+        )
     return key, raw
 
 
@@ -121,8 +129,9 @@ def revoke_api_key(account_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
             raise NotFound("API key")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
-            audit.record(account_id, "api_key.revoked", "api_key", key.id,
-                         after={"prefix": key.prefix})
+            audit.record(
+                account_id, "api_key.revoked", "api_key", key.id, after={"prefix": key.prefix}
+            )
     return key
 
 
@@ -136,13 +145,16 @@ def list_api_keys(account_id: uuid.UUID) -> list[ApiKey]:
 
 def authenticate_api_key(raw: str) -> tuple[ApiKey, Account] | None:
     """The key and its account, or None for a malformed, unknown or revoked key."""
-    if not raw.startswith(KEY_PREFIX) or len(raw) != len(KEY_PREFIX) + _PREFIX_LEN + 1 + _SECRET_LEN:
+    if (
+        not raw.startswith(KEY_PREFIX)
+        or len(raw) != len(KEY_PREFIX) + _PREFIX_LEN + 1 + _SECRET_LEN
+    ):
         return None
     prefix = raw[: len(KEY_PREFIX) + _PREFIX_LEN]
     row = db.session.execute(
-        select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).where(
-            ApiKey.prefix == prefix
-        )
+        select(ApiKey, Account)
+        .join(Account, Account.id == ApiKey.account_id)
+        .where(ApiKey.prefix == prefix)
     ).one_or_none()
     if row is None:
         return None

@@ -68,7 +68,9 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode()
+    return json.dumps(
+        obj, ensure_ascii=False, separators=(",", ":"), default=_json_default
+    ).encode()
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -203,8 +205,12 @@ def idempotency_begin(account_id: uuid.UUID) -> IdempotencyState:
             existing = None
         if existing is None:
             record = IdempotencyKey(
-                account_id=account_id, key=key, fingerprint=fingerprint, state="running",
-                created_at=now, expires_at=now + ttl,
+                account_id=account_id,
+                key=key,
+                fingerprint=fingerprint,
+                state="running",
+                created_at=now,
+                expires_at=now + ttl,
             )
             db.session.add(record)
             try:

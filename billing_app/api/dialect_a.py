@@ -193,8 +193,15 @@ def endpoint(
         attach_doc(
             view,
             EndpointDoc(
-                dialect="A", summary=summary, body=body, query=query, response=response,
-                status=status, errors=errors or {}, tags=tags, content_type=content_type,
+                dialect="A",
+                summary=summary,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                errors=errors or {},
+                tags=tags,
+                content_type=content_type,
             ),
         )
         bp.add_url_rule(rule, view_func=view, methods=[method])

@@ -27,13 +27,17 @@ from .dialect_a import endpoint, make_blueprint
 
 bp = make_blueprint("api_a")
 
-STATUS_TO_STATES = {"draft": (DRAFT,), "finalized": (OPEN, FAILED), "paid": (PAID,),
-                    "voided": (VOID,)}
-AUTH_ERRORS = {401: "Unauthorized – invalid or missing API key"}
+STATUS_TO_STATES = {
+    "draft": (DRAFT,),
+    "finalized": (OPEN, FAILED),
+    "paid": (PAID,),
+    "voided": (VOID,),
+}
+AUTH_ERRORS = {401: "Unauthorized - invalid or missing API key"}
 
 
 def account_id() -> uuid.UUID:
-    return g.account.id  # type: ignore[no-any-return]
+    return g.account.id
 
 
 # ---------------------------------------------------------------- serialisers
@@ -154,9 +158,16 @@ def tax_json(t: TaxRate) -> dict[str, Any]:
 INVOICE_404 = {404: "Invoice not found"}
 
 
-@endpoint(bp, "/invoices/one_off", "POST", summary="Create a one-off invoice",
-          body=s.OneOffInvoiceCreate, response=s.InvoiceResponse, tags=("Invoices",),
-          errors={**AUTH_ERRORS, 404: "Customer not found"})
+@endpoint(
+    bp,
+    "/invoices/one_off",
+    "POST",
+    summary="Create a one-off invoice",
+    body=s.OneOffInvoiceCreate,
+    response=s.InvoiceResponse,
+    tags=("Invoices",),
+    errors={**AUTH_ERRORS, 404: "Customer not found"},
+)
 def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     """Create a one-off invoice with custom line items (a draft)."""
     req = invoices.OneOffInvoiceRequest(
@@ -180,8 +191,16 @@ def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     return invoice_json(invoices.create_one_off_invoice(account_id(), req))
 
 
-@endpoint(bp, "/invoices/", "GET", summary="List invoices", query=s.InvoiceListQuery,
-          response=list[s.InvoiceResponse], tags=("Invoices",), errors=AUTH_ERRORS)
+@endpoint(
+    bp,
+    "/invoices/",
+    "GET",
+    summary="List invoices",
+    query=s.InvoiceListQuery,
+    response=list[s.InvoiceResponse],
+    tags=("Invoices",),
+    errors=AUTH_ERRORS,
+)
 def list_invoices(query: s.InvoiceListQuery) -> list[dict[str, Any]]:
     """List invoices with optional filters, paging and ordering."""
     flt = invoices.InvoiceFilter(
@@ -193,16 +212,30 @@ def list_invoices(query: s.InvoiceListQuery) -> list[dict[str, Any]]:
     return [invoice_json(inv) for inv in rows]
 
 
-@endpoint(bp, "/invoices/<invoice_id>", "GET", summary="Get an invoice",
-          response=s.InvoiceResponse, tags=("Invoices",), errors={**AUTH_ERRORS, **INVOICE_404})
+@endpoint(
+    bp,
+    "/invoices/<invoice_id>",
+    "GET",
+    summary="Get an invoice",
+    response=s.InvoiceResponse,
+    tags=("Invoices",),
+    errors={**AUTH_ERRORS, **INVOICE_404},
+)
 def get_invoice(invoice_id: str) -> dict[str, Any]:
     """One invoice with its lines."""
     return invoice_json(invoices.get_invoice(account_id(), parse_uuid(invoice_id, "Invoice")))
 
 
-@endpoint(bp, "/invoices/<invoice_id>", "PUT", summary="Update an invoice",
-          body=s.InvoiceUpdate, response=s.InvoiceResponse, tags=("Invoices",),
-          errors={**AUTH_ERRORS, **INVOICE_404, 400: "Invoice cannot be changed in its state"})
+@endpoint(
+    bp,
+    "/invoices/<invoice_id>",
+    "PUT",
+    summary="Update an invoice",
+    body=s.InvoiceUpdate,
+    response=s.InvoiceResponse,
+    tags=("Invoices",),
+    errors={**AUTH_ERRORS, **INVOICE_404, 400: "Invoice cannot be changed in its state"},
+)
 def update_invoice(invoice_id: str, body: s.InvoiceUpdate) -> dict[str, Any]:
     """Change a draft's due date, or move the invoice along its lifecycle via `status`."""
     aid = account_id()
@@ -228,17 +261,26 @@ def update_invoice(invoice_id: str, body: s.InvoiceUpdate) -> dict[str, Any]:
     return invoice_json(invoices.get_invoice(aid, iid))
 
 
-@endpoint(bp, "/invoices/<invoice_id>", "DELETE", summary="Delete a draft invoice",
-          status=204, tags=("Invoices",),
-          errors={**AUTH_ERRORS, **INVOICE_404, 400: "Only draft invoices can be deleted"})
+@endpoint(
+    bp,
+    "/invoices/<invoice_id>",
+    "DELETE",
+    summary="Delete a draft invoice",
+    status=204,
+    tags=("Invoices",),
+    errors={**AUTH_ERRORS, **INVOICE_404, 400: "Only draft invoices can be deleted"},
+)
 def delete_invoice(invoice_id: str) -> None:
     """Delete a draft. Numbered invoices are kept forever (void them instead)."""
     invoices.delete_draft(account_id(), parse_uuid(invoice_id, "Invoice"))
 
 
 def _action(name: str, summary: str, error400: str) -> None:
-    service = {"finalize": invoices.finalize_invoice, "pay": invoices.mark_paid,
-               "void": invoices.void_invoice}[name]
+    service = {
+        "finalize": invoices.finalize_invoice,
+        "pay": invoices.mark_paid,
+        "void": invoices.void_invoice,
+    }[name]
 
     def view(invoice_id: str) -> dict[str, Any]:
         inv = service(account_id(), parse_uuid(invoice_id, "Invoice"))
@@ -246,13 +288,22 @@ def _action(name: str, summary: str, error400: str) -> None:
 
     view.__name__ = f"{name}_invoice"
     view.__doc__ = summary
-    endpoint(bp, f"/invoices/<invoice_id>/{name}", "POST", summary=summary,
-             response=s.InvoiceResponse, tags=("Invoices",),
-             errors={**AUTH_ERRORS, **INVOICE_404, 400: error400})(view)
+    endpoint(
+        bp,
+        f"/invoices/<invoice_id>/{name}",
+        "POST",
+        summary=summary,
+        response=s.InvoiceResponse,
+        tags=("Invoices",),
+        errors={**AUTH_ERRORS, **INVOICE_404, 400: error400},
+    )(view)
 
 
-_action("finalize", "Finalize a draft invoice: number, issue date, due date",
-        "Only draft invoices can be finalized")
+_action(
+    "finalize",
+    "Finalize a draft invoice: number, issue date, due date",
+    "Only draft invoices can be finalized",
+)
 _action("pay", "Mark a finalized invoice as paid", "Only finalized invoices can be marked paid")
 _action("void", "Void an invoice (it keeps its number)", "Paid invoices cannot be voided")
 
@@ -280,17 +331,33 @@ def _customer_data(body: s.CustomerCreate | s.CustomerUpdate, create: bool) -> d
     return data
 
 
-@endpoint(bp, "/customers/", "POST", summary="Create a customer", body=s.CustomerCreate,
-          response=s.CustomerResponse, status=201, tags=("Customers",),
-          errors={**AUTH_ERRORS, 409: "Customer with this external_id already exists"})
+@endpoint(
+    bp,
+    "/customers/",
+    "POST",
+    summary="Create a customer",
+    body=s.CustomerCreate,
+    response=s.CustomerResponse,
+    status=201,
+    tags=("Customers",),
+    errors={**AUTH_ERRORS, 409: "Customer with this external_id already exists"},
+)
 def create_customer(body: s.CustomerCreate) -> dict[str, Any]:
     """Create a customer; `external_id` is its handle in the subscription dialect."""
     customer = customers.create_customer(account_id(), _customer_data(body, True))
     return customer_json(customer, _default_term())
 
 
-@endpoint(bp, "/customers/", "GET", summary="List customers", query=s.ListQuery,
-          response=list[s.CustomerResponse], tags=("Customers",), errors=AUTH_ERRORS)
+@endpoint(
+    bp,
+    "/customers/",
+    "GET",
+    summary="List customers",
+    query=s.ListQuery,
+    response=list[s.CustomerResponse],
+    tags=("Customers",),
+    errors=AUTH_ERRORS,
+)
 def list_customers(query: s.ListQuery) -> list[dict[str, Any]]:
     """Customers of the account, paged."""
     rows = customers.list_customers(account_id(), query.skip, query.limit, query.order_by)
@@ -298,27 +365,48 @@ def list_customers(query: s.ListQuery) -> list[dict[str, Any]]:
     return [customer_json(c, term) for c in rows]
 
 
-@endpoint(bp, "/customers/<customer_id>", "GET", summary="Get a customer",
-          response=s.CustomerResponse, tags=("Customers",), errors={**AUTH_ERRORS, **CUSTOMER_404})
+@endpoint(
+    bp,
+    "/customers/<customer_id>",
+    "GET",
+    summary="Get a customer",
+    response=s.CustomerResponse,
+    tags=("Customers",),
+    errors={**AUTH_ERRORS, **CUSTOMER_404},
+)
 def get_customer(customer_id: str) -> dict[str, Any]:
     """One customer."""
     c = customers.get_customer(account_id(), parse_uuid(customer_id, "Customer"))
     return customer_json(c, _default_term())
 
 
-@endpoint(bp, "/customers/<customer_id>", "PUT", summary="Update a customer",
-          body=s.CustomerUpdate, response=s.CustomerResponse, tags=("Customers",),
-          errors={**AUTH_ERRORS, **CUSTOMER_404})
+@endpoint(
+    bp,
+    "/customers/<customer_id>",
+    "PUT",
+    summary="Update a customer",
+    body=s.CustomerUpdate,
+    response=s.CustomerResponse,
+    tags=("Customers",),
+    errors={**AUTH_ERRORS, **CUSTOMER_404},
+)
 def update_customer(customer_id: str, body: s.CustomerUpdate) -> dict[str, Any]:
     """Change the fields given; omitted fields keep their value."""
-    c = customers.update_customer(account_id(), parse_uuid(customer_id, "Customer"),
-                                  _customer_data(body, False))
+    c = customers.update_customer(
+        account_id(), parse_uuid(customer_id, "Customer"), _customer_data(body, False)
+    )
     return customer_json(c, _default_term())
 
 
-@endpoint(bp, "/customers/<customer_id>", "DELETE", summary="Delete a customer", status=204,
-          tags=("Customers",),
-          errors={**AUTH_ERRORS, **CUSTOMER_404, 400: "Cannot delete a customer with invoices"})
+@endpoint(
+    bp,
+    "/customers/<customer_id>",
+    "DELETE",
+    summary="Delete a customer",
+    status=204,
+    tags=("Customers",),
+    errors={**AUTH_ERRORS, **CUSTOMER_404, 400: "Cannot delete a customer with invoices"},
+)
 def delete_customer(customer_id: str) -> None:
     """Delete a customer that has no invoices."""
     customers.delete_customer(account_id(), parse_uuid(customer_id, "Customer"))
@@ -329,8 +417,9 @@ def delete_customer(customer_id: str) -> None:
 ENTITY_404 = {404: "Billing entity not found"}
 
 
-def _entity_data(body: s.BillingEntityCreate | s.BillingEntityUpdate,
-                 create: bool) -> dict[str, Any]:
+def _entity_data(
+    body: s.BillingEntityCreate | s.BillingEntityUpdate, create: bool
+) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True) if not create else body.model_dump()
     if create and data.get("number_pattern") is None:
         data.pop("number_pattern", None)
@@ -341,49 +430,92 @@ def _entity_data(body: s.BillingEntityCreate | s.BillingEntityUpdate,
         else:
             data["default_tax_rate_id"] = taxes.tax_id_for_code(account_id(), code, ("tax_code",))
     if not create:
-        for name in ("name", "currency", "timezone", "document_locale", "next_invoice_number",
-                     "invoice_grace_period", "net_payment_term", "is_default", "number_pattern"):
+        for name in (
+            "name",
+            "currency",
+            "timezone",
+            "document_locale",
+            "next_invoice_number",
+            "invoice_grace_period",
+            "net_payment_term",
+            "is_default",
+            "number_pattern",
+        ):
             if name in data and data[name] is None:
                 raise InvalidInput((name,), f"{name} cannot be null")
     return data
 
 
-@endpoint(bp, "/billing_entities/", "POST", summary="Create a billing entity",
-          body=s.BillingEntityCreate, response=s.BillingEntityResponse, status=201,
-          tags=("Billing entities",),
-          errors={**AUTH_ERRORS, 409: "Billing entity with this code already exists"})
+@endpoint(
+    bp,
+    "/billing_entities/",
+    "POST",
+    summary="Create a billing entity",
+    body=s.BillingEntityCreate,
+    response=s.BillingEntityResponse,
+    status=201,
+    tags=("Billing entities",),
+    errors={**AUTH_ERRORS, 409: "Billing entity with this code already exists"},
+)
 def create_entity(body: s.BillingEntityCreate) -> dict[str, Any]:
     """Create an issuer with its own invoice number series."""
     return entity_json(entities.create_entity(account_id(), _entity_data(body, True)))
 
 
-@endpoint(bp, "/billing_entities/", "GET", summary="List billing entities", query=s.ListQuery,
-          response=list[s.BillingEntityResponse], tags=("Billing entities",), errors=AUTH_ERRORS)
+@endpoint(
+    bp,
+    "/billing_entities/",
+    "GET",
+    summary="List billing entities",
+    query=s.ListQuery,
+    response=list[s.BillingEntityResponse],
+    tags=("Billing entities",),
+    errors=AUTH_ERRORS,
+)
 def list_entities(query: s.ListQuery) -> list[dict[str, Any]]:
     """Billing entities of the account."""
     rows = entities.list_entities(account_id(), query.skip, query.limit, query.order_by)
     return [entity_json(e) for e in rows]
 
 
-@endpoint(bp, "/billing_entities/<code>", "GET", summary="Get a billing entity",
-          response=s.BillingEntityResponse, tags=("Billing entities",),
-          errors={**AUTH_ERRORS, **ENTITY_404})
+@endpoint(
+    bp,
+    "/billing_entities/<code>",
+    "GET",
+    summary="Get a billing entity",
+    response=s.BillingEntityResponse,
+    tags=("Billing entities",),
+    errors={**AUTH_ERRORS, **ENTITY_404},
+)
 def get_entity(code: str) -> dict[str, Any]:
     """One billing entity, by code."""
     return entity_json(entities.get_entity(account_id(), code))
 
 
-@endpoint(bp, "/billing_entities/<code>", "PATCH", summary="Update a billing entity",
-          body=s.BillingEntityUpdate, response=s.BillingEntityResponse,
-          tags=("Billing entities",), errors={**AUTH_ERRORS, **ENTITY_404})
+@endpoint(
+    bp,
+    "/billing_entities/<code>",
+    "PATCH",
+    summary="Update a billing entity",
+    body=s.BillingEntityUpdate,
+    response=s.BillingEntityResponse,
+    tags=("Billing entities",),
+    errors={**AUTH_ERRORS, **ENTITY_404},
+)
 def update_entity(code: str, body: s.BillingEntityUpdate) -> dict[str, Any]:
     """Change the fields given."""
     return entity_json(entities.update_entity(account_id(), code, _entity_data(body, False)))
 
 
-@endpoint(bp, "/billing_entities/<code>", "DELETE", summary="Delete a billing entity",
-          status=204, tags=("Billing entities",),
-          errors={**AUTH_ERRORS, **ENTITY_404, 400: "Cannot delete billing entity with invoices"})
+@endpoint(
+    bp,
+    "/billing_entities/<code>",
+    "DELETE",
+    summary="Delete a billing entity",
+    status=204,
+    tags=("Billing entities",),
+    errors={**AUTH_ERRORS, **ENTITY_404, 400: "Cannot delete billing entity with invoices"},
+)
 def delete_entity(code: str) -> None:
     """Delete an entity that has issued no invoice and is not the default."""
     entities.delete_entity(account_id(), code)
@@ -394,31 +526,62 @@ def delete_entity(code: str) -> None:
 TAX_404 = {404: "Tax not found"}
 
 
-@endpoint(bp, "/taxes/", "POST", summary="Create a tax", body=s.TaxCreate,
-          response=s.TaxResponse, status=201, tags=("Taxes",),
-          errors={**AUTH_ERRORS, 409: "Tax with this code already exists"})
+@endpoint(
+    bp,
+    "/taxes/",
+    "POST",
+    summary="Create a tax",
+    body=s.TaxCreate,
+    response=s.TaxResponse,
+    status=201,
+    tags=("Taxes",),
+    errors={**AUTH_ERRORS, 409: "Tax with this code already exists"},
+)
 def create_tax(body: s.TaxCreate) -> dict[str, Any]:
     """Create a tax rate (percent). `applied_to_organization` makes it the account default."""
     return tax_json(taxes.create_tax(account_id(), body.model_dump()))
 
 
-@endpoint(bp, "/taxes/", "GET", summary="List taxes", query=s.ListQuery,
-          response=list[s.TaxResponse], tags=("Taxes",), errors=AUTH_ERRORS)
+@endpoint(
+    bp,
+    "/taxes/",
+    "GET",
+    summary="List taxes",
+    query=s.ListQuery,
+    response=list[s.TaxResponse],
+    tags=("Taxes",),
+    errors=AUTH_ERRORS,
+)
 def list_taxes(query: s.ListQuery) -> list[dict[str, Any]]:
     """Tax rates of the account."""
     rows = taxes.list_taxes(account_id(), query.skip, query.limit, query.order_by)
     return [tax_json(t) for t in rows]
 
 
-@endpoint(bp, "/taxes/<code>", "GET", summary="Get a tax", response=s.TaxResponse,
-          tags=("Taxes",), errors={**AUTH_ERRORS, **TAX_404})
+@endpoint(
+    bp,
+    "/taxes/<code>",
+    "GET",
+    summary="Get a tax",
+    response=s.TaxResponse,
+    tags=("Taxes",),
+    errors={**AUTH_ERRORS, **TAX_404},
+)
 def get_tax(code: str) -> dict[str, Any]:
     """One tax rate, by code."""
     return tax_json(taxes.get_tax(account_id(), code))
 
 
-@endpoint(bp, "/taxes/<code>", "PUT", summary="Update a tax", body=s.TaxUpdate,
-          response=s.TaxResponse, tags=("Taxes",), errors={**AUTH_ERRORS, **TAX_404})
+@endpoint(
+    bp,
+    "/taxes/<code>",
+    "PUT",
+    summary="Update a tax",
+    body=s.TaxUpdate,
+    response=s.TaxResponse,
+    tags=("Taxes",),
+    errors={**AUTH_ERRORS, **TAX_404},
+)
 def update_tax(code: str, body: s.TaxUpdate) -> dict[str, Any]:
     """Change the fields given. Existing invoices keep the rate they were made with."""
     changes = body.model_dump(exclude_unset=True)
@@ -428,8 +591,15 @@ def update_tax(code: str, body: s.TaxUpdate) -> dict[str, Any]:
     return tax_json(taxes.update_tax(account_id(), code, changes))
 
 
-@endpoint(bp, "/taxes/<code>", "DELETE", summary="Delete a tax", status=204, tags=("Taxes",),
-          errors={**AUTH_ERRORS, **TAX_404})
+@endpoint(
+    bp,
+    "/taxes/<code>",
+    "DELETE",
+    summary="Delete a tax",
+    status=204,
+    tags=("Taxes",),
+    errors={**AUTH_ERRORS, **TAX_404},
+)
 def delete_tax(code: str) -> None:
     """Delete a tax rate; invoice lines keep the rate they copied."""
     taxes.delete_tax(account_id(), code)

@@ -4,7 +4,7 @@ the endpoint registry the route decorators fill, and a human docs page rendering
 from __future__ import annotations
 
 import re
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from flask import Blueprint, Flask, current_app, render_template
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             docs.append((_PARAM.sub(r"{\1}", rule.rule), method.lower(), doc))
 
-    models: dict[tuple[type[BaseModel], str], None] = {}
+    models: dict[tuple[type[BaseModel], Literal["validation", "serialization"]], None] = {}
     for _, _, doc in docs:
         if doc.body is not None:
             models[(doc.body, "validation")] = None
@@ -45,13 +45,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     from .schemas_a import HTTPValidationError
 
     models[(HTTPValidationError, "serialization")] = None
-    refs, defs = models_json_schema(
-        list(models), ref_template="#/components/schemas/{model}"
-    )
+    refs, defs = models_json_schema(list(models), ref_template="#/components/schemas/{model}")
     schemas = defs.get("$defs", {})
 
-    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
-        return refs[(model, mode)]  # type: ignore[index]
+    def ref(model: type[BaseModel], mode: Literal["validation", "serialization"]) -> Any:
+        return refs[(model, mode)]
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, doc in sorted(docs, key=lambda d: (d[0], d[1])):
@@ -71,8 +69,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
             qschema = doc.query.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, prop in qschema.get("properties", {}).items():
                 op["parameters"].append(
-                    {"name": name, "in": "query", "required": name in qschema.get("required", []),
-                     "schema": prop}
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in qschema.get("required", []),
+                        "schema": prop,
+                    }
                 )
             schemas.update(qschema.get("$defs", {}))
         if doc.body is not None:
@@ -85,19 +87,25 @@ def build_spec(app: Flask) -> dict[str, Any]:
         if model is not None:
             schema = ref(model, "serialization")
             success["content"] = {
-                "application/json": {"schema": {"type": "array", "items": schema} if many else schema}
+                "application/json": {
+                    "schema": {"type": "array", "items": schema} if many else schema
+                }
             }
         elif doc.content_type != "application/json":
-            success["content"] = {doc.content_type: {"schema": {"type": "string",
-                                                                "format": "binary"}}}
+            success["content"] = {
+                doc.content_type: {"schema": {"type": "string", "format": "binary"}}
+            }
         op["responses"][str(doc.status)] = success
         for code, text in sorted(doc.errors.items()):
             op["responses"][str(code)] = {"description": text}
         if doc.dialect == "A":
             op["responses"]["422"] = {
                 "description": "Validation Error",
-                "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
+                    }
+                },
             }
         paths.setdefault(path, {})[method] = op
 
@@ -114,8 +122,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "basic": {"type": "http", "scheme": "basic",
-                          "description": "The API key as user name, empty password."},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "The API key as user name, empty password.",
+                },
             },
         },
     }

@@ -22,11 +22,17 @@ from pydantic import (
 )
 
 from ..money import decimal_places
-from .types import NUMERIC_PATTERN, Currency, ExactDecimal, LocaleCode, StrictBool, StrictInt, TimeZone
+from .types import (
+    NUMERIC_PATTERN,
+    Currency,
+    ExactDecimal,
+    LocaleCode,
+    StrictBool,
+    StrictInt,
+    TimeZone,
+)
 
-CentsString = Annotated[
-    str, WithJsonSchema({"type": "string", "pattern": NUMERIC_PATTERN})
-]
+CentsString = Annotated[str, WithJsonSchema({"type": "string", "pattern": NUMERIC_PATTERN})]
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -38,9 +38,7 @@ def _exact(value: Any) -> Decimal:
 ExactDecimal = Annotated[
     Decimal,
     BeforeValidator(_exact),
-    WithJsonSchema(
-        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": NUMERIC_PATTERN}]}
-    ),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": NUMERIC_PATTERN}]}),
 ]
 
 

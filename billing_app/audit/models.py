@@ -4,14 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
 
 
-class AuditRecord(db.Model):  # type: ignore[name-defined,misc]
+class AuditRecord(db.Model):  # type: ignore[name-defined]
     """Append-only record of a state change or money-relevant edit.
 
     Records of one account form a hash chain: `hash` = SHA-256 over the previous hash and

@@ -129,9 +129,7 @@ def record(
     )
     rec.hash = _digest(prev_hash, _content(rec))
     db.session.add(rec)
-    db.session.execute(
-        update(Account).where(Account.id == account_id).values(audit_head=rec.hash)
-    )
+    db.session.execute(update(Account).where(Account.id == account_id).values(audit_head=rec.hash))
     return rec
 
 
@@ -147,7 +145,11 @@ def verify_chain(account_id: uuid.UUID) -> int | None:
         .execution_options(populate_existing=True)
     )
     for rec in rows:
-        if rec.seq != expected_seq or rec.prev_hash != prev or rec.hash != _digest(prev, _content(rec)):
+        if (
+            rec.seq != expected_seq
+            or rec.prev_hash != prev
+            or rec.hash != _digest(prev, _content(rec))
+        ):
             return expected_seq
         prev = rec.hash
         expected_seq += 1

@@ -11,7 +11,7 @@ from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 
-class Metric(db.Model):  # type: ignore[name-defined,misc]
+class Metric(db.Model):  # type: ignore[name-defined]
     """A usage metric (billable metric): code and how its events aggregate."""
 
     __tablename__ = "metrics"
@@ -26,7 +26,7 @@ class Metric(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (UniqueConstraint("account_id", "code"),)
 
 
-class Charge(db.Model):  # type: ignore[name-defined,misc]
+class Charge(db.Model):  # type: ignore[name-defined]
     """A priced item a line can refer to (`charge_id`): per-unit price of a metric."""
 
     __tablename__ = "charges"

@@ -11,7 +11,7 @@ from ..database import UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 
-class Customer(db.Model):  # type: ignore[name-defined,misc]
+class Customer(db.Model):  # type: ignore[name-defined]
     """Who is invoiced. `external_id` is the customer's handle in the subscription dialect."""
 
     __tablename__ = "customers"
@@ -51,7 +51,7 @@ class Customer(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (UniqueConstraint("account_id", "external_id"),)
 
 
-class Wallet(db.Model):  # type: ignore[name-defined,misc]
+class Wallet(db.Model):  # type: ignore[name-defined]
     """Prepaid credit of a customer in one currency, consumed by invoices at finalization."""
 
     __tablename__ = "wallets"

@@ -17,8 +17,12 @@ from ..extensions import db
 from ..invoices.models import Invoice
 from .models import Customer, Wallet
 
-ORDER_FIELDS = {"created_at": Customer.created_at, "name": Customer.name,
-                "external_id": Customer.external_id, "email": Customer.email}
+ORDER_FIELDS = {
+    "created_at": Customer.created_at,
+    "name": Customer.name,
+    "external_id": Customer.external_id,
+    "email": Customer.email,
+}
 DUPLICATE_MESSAGE = "Customer with this external_id already exists"
 
 
@@ -63,15 +67,17 @@ def create_customer(account_id: uuid.UUID, data: dict[str, Any]) -> Customer:
     return customer
 
 
-def update_customer(account_id: uuid.UUID, customer_id: uuid.UUID,
-                    changes: dict[str, Any]) -> Customer:
+def update_customer(
+    account_id: uuid.UUID, customer_id: uuid.UUID, changes: dict[str, Any]
+) -> Customer:
     with write_transaction():
         customer = get_customer(account_id, customer_id)
         changes = _resolve_refs(account_id, changes)
         before, after = apply_changes(customer, changes)
         if after:
-            audit.record(account_id, "customer.updated", "customer", customer.id,
-                         before=before, after=after)
+            audit.record(
+                account_id, "customer.updated", "customer", customer.id, before=before, after=after
+            )
     return customer
 
 
@@ -90,8 +96,13 @@ def delete_customer(account_id: uuid.UUID, customer_id: uuid.UUID) -> None:
             raise InUse("Cannot delete a customer with prepaid credit")
         db.session.execute(Wallet.__table__.delete().where(Wallet.customer_id == customer.id))
         db.session.delete(customer)
-        audit.record(account_id, "customer.deleted", "customer", customer.id,
-                     before={"external_id": customer.external_id, "name": customer.name})
+        audit.record(
+            account_id,
+            "customer.deleted",
+            "customer",
+            customer.id,
+            before={"external_id": customer.external_id, "name": customer.name},
+        )
 
 
 def get_customer(account_id: uuid.UUID, customer_id: uuid.UUID) -> Customer:
@@ -102,16 +113,20 @@ def get_customer_by_handle(account_id: uuid.UUID, handle: str) -> Customer:
     return get_scoped(Customer, account_id, "Customer", external_id=handle)
 
 
-def list_customers(account_id: uuid.UUID, skip: int, limit: int,
-                   order_by: str | None) -> list[Customer]:
-    stmt = select(Customer).where(Customer.account_id == account_id).order_by(
-        *order_clause(Customer, order_by, ORDER_FIELDS, "created_at")
+def list_customers(
+    account_id: uuid.UUID, skip: int, limit: int, order_by: str | None
+) -> list[Customer]:
+    stmt = (
+        select(Customer)
+        .where(Customer.account_id == account_id)
+        .order_by(*order_clause(Customer, order_by, ORDER_FIELDS, "created_at"))
     )
     return page(stmt, skip, limit)
 
 
-def credit_wallet(account_id: uuid.UUID, customer_id: uuid.UUID, currency: str,
-                  amount_minor: int) -> Wallet:
+def credit_wallet(
+    account_id: uuid.UUID, customer_id: uuid.UUID, currency: str, amount_minor: int
+) -> Wallet:
     """Add prepaid credit; invoices in that currency consume it at finalization."""
     if amount_minor <= 0:
         raise InvalidInput(("amount",), "A top-up must be positive")
@@ -123,13 +138,19 @@ def credit_wallet(account_id: uuid.UUID, customer_id: uuid.UUID, currency: str,
             .with_for_update()
         ).one_or_none()
         if wallet is None:
-            wallet = Wallet(account_id=account_id, customer_id=customer.id, currency=currency,
-                            balance_minor=0)
+            wallet = Wallet(
+                account_id=account_id, customer_id=customer.id, currency=currency, balance_minor=0
+            )
             db.session.add(wallet)
         before = wallet.balance_minor
         wallet.balance_minor = before + amount_minor
         db.session.flush()
-        audit.record(account_id, "wallet.credited", "wallet", wallet.id,
-                     before={"balance_minor": before},
-                     after={"balance_minor": wallet.balance_minor})
+        audit.record(
+            account_id,
+            "wallet.credited",
+            "wallet",
+            wallet.id,
+            before={"balance_minor": before},
+            after={"balance_minor": wallet.balance_minor},
+        )
     return wallet

@@ -12,7 +12,7 @@ from ..extensions import db
 DEFAULT_NUMBER_PATTERN = "{prefix}-{number:06}"
 
 
-class BillingEntity(db.Model):  # type: ignore[name-defined,misc]
+class BillingEntity(db.Model):  # type: ignore[name-defined]
     """The legal issuer printed on invoices, and owner of one invoice number series."""
 
     __tablename__ = "billing_entities"

@@ -18,8 +18,11 @@ from ..extensions import db
 from ..invoices.models import Invoice
 from .models import DEFAULT_NUMBER_PATTERN, BillingEntity
 
-ORDER_FIELDS = {"code": BillingEntity.code, "name": BillingEntity.name,
-                "created_at": BillingEntity.created_at}
+ORDER_FIELDS = {
+    "code": BillingEntity.code,
+    "name": BillingEntity.name,
+    "created_at": BillingEntity.created_at,
+}
 _PATTERN_TOKENS = re.compile(r"\{(prefix|number(?::0?\d{1,2}d?)?|YYYY|MM)\}")
 
 
@@ -29,8 +32,10 @@ def validate_number_pattern(pattern: str) -> str:
         raise InvalidInput(("number_pattern",), "The pattern must contain {number}")
     leftover = _PATTERN_TOKENS.sub("", pattern)
     if "{" in leftover or "}" in leftover:
-        raise InvalidInput(("number_pattern",),
-                           "Allowed tokens are {prefix}, {number}, {number:06}, {YYYY} and {MM}")
+        raise InvalidInput(
+            ("number_pattern",),
+            "Allowed tokens are {prefix}, {number}, {number:06}, {YYYY} and {MM}",
+        )
     if len(pattern) > 100:
         raise InvalidInput(("number_pattern",), "The pattern is too long")
     return pattern
@@ -66,10 +71,13 @@ def get_entity_by_id(account_id: uuid.UUID, entity_id: uuid.UUID) -> BillingEnti
     return get_scoped(BillingEntity, account_id, "Billing entity", id=entity_id)
 
 
-def list_entities(account_id: uuid.UUID, skip: int, limit: int,
-                  order_by: str | None) -> list[BillingEntity]:
-    stmt = select(BillingEntity).where(BillingEntity.account_id == account_id).order_by(
-        *order_clause(BillingEntity, order_by, ORDER_FIELDS, "created_at")
+def list_entities(
+    account_id: uuid.UUID, skip: int, limit: int, order_by: str | None
+) -> list[BillingEntity]:
+    stmt = (
+        select(BillingEntity)
+        .where(BillingEntity.account_id == account_id)
+        .order_by(*order_clause(BillingEntity, order_by, ORDER_FIELDS, "created_at"))
     )
     return page(stmt, skip, limit)
 
@@ -104,7 +112,9 @@ def create_entity(account_id: uuid.UUID, data: dict[str, Any]) -> BillingEntity:
         try:
             db.session.flush()
         except IntegrityError:
-            raise Duplicate("Billing entity", "Billing entity with this code already exists") from None
+            raise Duplicate(
+                "Billing entity", "Billing entity with this code already exists"
+            ) from None
         audit.record(account_id, "billing_entity.created", "billing_entity", entity.id, after=data)
     return entity
 
@@ -120,7 +130,10 @@ def update_entity(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> 
         ).one_or_none()
         if entity is None:
             raise NotFound("Billing entity")
-        if "next_invoice_number" in changes and changes["next_invoice_number"] != entity.next_invoice_number:
+        if (
+            "next_invoice_number" in changes
+            and changes["next_invoice_number"] != entity.next_invoice_number
+        ):
             # The series never resets and never jumps once it has been used: moving the
             # counter is only for continuing a series kept elsewhere before the first invoice.
             used = db.session.scalar(
@@ -134,14 +147,19 @@ def update_entity(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> 
                     "The number series is in use; its next number can no longer be changed",
                 )
         if changes.get("is_default") is False and entity.is_default:
-            raise InvalidInput(("is_default",),
-                               "Make another billing entity the default instead")
+            raise InvalidInput(("is_default",), "Make another billing entity the default instead")
         if changes.get("is_default") and not entity.is_default:
             _clear_default(account_id)
         before, after = apply_changes(entity, changes)
         if after:
-            audit.record(account_id, "billing_entity.updated", "billing_entity", entity.id,
-                         before=before, after=after)
+            audit.record(
+                account_id,
+                "billing_entity.updated",
+                "billing_entity",
+                entity.id,
+                before=before,
+                after=after,
+            )
     return entity
 
 
@@ -151,7 +169,9 @@ def delete_entity(account_id: uuid.UUID, code: str) -> None:
         if db.session.scalar(select(func.count()).where(Invoice.billing_entity_id == entity.id)):
             raise InUse("Cannot delete billing entity with invoices")
         if entity.is_default:
-            raise InUse("Cannot delete the default billing entity; make another one the default first")
+            raise InUse(
+                "Cannot delete the default billing entity; make another one the default first"
+            )
         from ..customers.models import Customer
 
         db.session.execute(
@@ -160,5 +180,10 @@ def delete_entity(account_id: uuid.UUID, code: str) -> None:
             .values(billing_entity_id=None)
         )
         db.session.delete(entity)
-        audit.record(account_id, "billing_entity.deleted", "billing_entity", entity.id,
-                     before={"code": entity.code})
+        audit.record(
+            account_id,
+            "billing_entity.deleted",
+            "billing_entity",
+            entity.id,
+            before={"code": entity.code},
+        )

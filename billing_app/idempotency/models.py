@@ -10,7 +10,7 @@ from ..database import UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 
-class IdempotencyKey(db.Model):  # type: ignore[name-defined,misc]
+class IdempotencyKey(db.Model):  # type: ignore[name-defined]
     """A POST's `Idempotency-Key`, its request fingerprint and the stored response."""
 
     __tablename__ = "idempotency_keys"

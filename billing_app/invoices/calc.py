@@ -71,7 +71,10 @@ def _unrounded_vat(amount_minor: int, rate: Decimal, amount_incl_vat: bool) -> D
 
 
 def compute_totals(
-    lines: Iterable[LineInput], *, prepaid_available_minor: int = 0, progressive_credit_minor: int = 0
+    lines: Iterable[LineInput],
+    *,
+    prepaid_available_minor: int = 0,
+    progressive_credit_minor: int = 0,
 ) -> Totals:
     """Totals of a document. Line order never matters; every figure is an exact integer."""
     gross_sums: dict[Decimal, int] = {}
@@ -100,7 +103,9 @@ def compute_totals(
         vat = round_half_up(vat_unrounded[rate])
         net_priced = net_sums[rate]
         gross = gross_sums[rate] + net_priced + round_half_up(multiply(Decimal(net_priced), rate))
-        by_rate.append(RateTotals(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross))
+        by_rate.append(
+            RateTotals(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross)
+        )
 
     net = sum(r.net_minor for r in by_rate)
     vat = sum(r.vat_minor for r in by_rate)
@@ -119,4 +124,3 @@ def compute_totals(
         total_minor=gross - prepaid,
         by_rate=tuple(by_rate),
     )
-

@@ -15,14 +15,32 @@ from sqlalchemy.orm import Session
 from .models import DRAFT, Invoice, InvoiceLine
 
 # Columns that may still change once an invoice has left draft: its lifecycle.
-MUTABLE_AFTER_DRAFT = frozenset({
-    "state", "paid_at", "voided_at", "failed_at", "updated_at", "invoice_metadata",
-})
+MUTABLE_AFTER_DRAFT = frozenset(
+    {
+        "state",
+        "paid_at",
+        "voided_at",
+        "failed_at",
+        "updated_at",
+        "invoice_metadata",
+    }
+)
 # Taking the number is the draft -> open transition itself.
-SET_AT_FINALIZATION = frozenset({
-    "number", "invoice_number", "handle", "issued_at", "due_at", "prepaid_credit_minor",
-    "total_minor", "gross_minor", "subtotal_minor", "net_minor", "vat_minor",
-})
+SET_AT_FINALIZATION = frozenset(
+    {
+        "number",
+        "invoice_number",
+        "handle",
+        "issued_at",
+        "due_at",
+        "prepaid_credit_minor",
+        "total_minor",
+        "gross_minor",
+        "subtotal_minor",
+        "net_minor",
+        "vat_minor",
+    }
+)
 
 
 class ImmutableInvoiceError(RuntimeError):
@@ -30,7 +48,7 @@ class ImmutableInvoiceError(RuntimeError):
 
 
 def _committed_state(invoice: Invoice) -> Any:
-    history = inspect(invoice).attrs.state.history
+    history: Any = inspect(invoice).attrs.state.history
     if history.deleted:
         return history.deleted[0]
     return invoice.state
@@ -40,7 +58,7 @@ def _check_invoice(invoice: Invoice) -> None:
     was = _committed_state(invoice)
     if was == DRAFT:
         return
-    state = inspect(invoice)
+    state: Any = inspect(invoice)
     for attr in state.mapper.column_attrs:
         if attr.key in MUTABLE_AFTER_DRAFT:
             continue
@@ -60,15 +78,21 @@ def _refuse_changes_to_issued_invoices(session: Session, _ctx: Any, _instances: 
     for obj in session.dirty:
         if isinstance(obj, Invoice) and session.is_modified(obj, include_collections=False):
             _check_invoice(obj)
-        elif isinstance(obj, InvoiceLine) and session.is_modified(obj):
-            if _line_owner_state(session, obj) not in (None, DRAFT):
-                raise ImmutableInvoiceError("lines of a finalized invoice cannot change")
+        elif (
+            isinstance(obj, InvoiceLine)
+            and session.is_modified(obj)
+            and _line_owner_state(session, obj) not in (None, DRAFT)
+        ):
+            raise ImmutableInvoiceError("lines of a finalized invoice cannot change")
     for obj in session.deleted:
         if isinstance(obj, Invoice) and (obj.state != DRAFT or obj.number is not None):
             raise ImmutableInvoiceError("a numbered invoice is never deleted")
         if isinstance(obj, InvoiceLine) and _line_owner_state(session, obj) not in (None, DRAFT):
             raise ImmutableInvoiceError("lines of a finalized invoice cannot change")
     for obj in session.new:
-        if isinstance(obj, InvoiceLine) and obj.invoice_id is not None:
-            if _line_owner_state(session, obj) not in (None, DRAFT):
-                raise ImmutableInvoiceError("lines cannot be added to a finalized invoice")
+        if (
+            isinstance(obj, InvoiceLine)
+            and obj.invoice_id is not None
+            and _line_owner_state(session, obj) not in (None, DRAFT)
+        ):
+            raise ImmutableInvoiceError("lines cannot be added to a finalized invoice")

@@ -14,15 +14,25 @@ from ..extensions import db
 # One state machine (DOMAIN.md). The dialects show each state under their own name.
 DRAFT, OPEN, PAID, FAILED, VOID = "draft", "open", "paid", "failed", "void"
 STATES = (DRAFT, OPEN, PAID, FAILED, VOID)
-DIALECT_A_STATUS = {DRAFT: "draft", OPEN: "finalized", PAID: "paid", FAILED: "finalized",
-                    VOID: "voided"}
-DIALECT_B_STATE = {DRAFT: "created", OPEN: "pending", PAID: "settled", FAILED: "failed",
-                   VOID: "cancelled"}
+DIALECT_A_STATUS = {
+    DRAFT: "draft",
+    OPEN: "finalized",
+    PAID: "paid",
+    FAILED: "finalized",
+    VOID: "voided",
+}
+DIALECT_B_STATE = {
+    DRAFT: "created",
+    OPEN: "pending",
+    PAID: "settled",
+    FAILED: "failed",
+    VOID: "cancelled",
+}
 
 ONE_OFF, SUBSCRIPTION = "one_off", "subscription"
 
 
-class Invoice(db.Model):  # type: ignore[name-defined,misc]
+class Invoice(db.Model):  # type: ignore[name-defined]
     __tablename__ = "invoices"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
@@ -56,9 +66,7 @@ class Invoice(db.Model):  # type: ignore[name-defined,misc]
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    invoice_metadata: Mapped[dict[str, Any] | None] = mapped_column(
-        "metadata", JSON, nullable=True
-    )
+    invoice_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cost_center: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -81,7 +89,7 @@ class Invoice(db.Model):  # type: ignore[name-defined,misc]
     )
 
 
-class InvoiceLine(db.Model):  # type: ignore[name-defined,misc]
+class InvoiceLine(db.Model):  # type: ignore[name-defined]
     __tablename__ = "invoice_lines"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)

@@ -115,8 +115,9 @@ ORDER_FIELDS = {
 }
 
 
-def list_invoices(account_id: uuid.UUID, flt: InvoiceFilter, skip: int, limit: int,
-                  order_by: str | None) -> list[Invoice]:
+def list_invoices(
+    account_id: uuid.UUID, flt: InvoiceFilter, skip: int, limit: int, order_by: str | None
+) -> list[Invoice]:
     stmt = _scoped(account_id)
     if flt.customer_id is not None:
         stmt = stmt.where(Invoice.customer_id == flt.customer_id)
@@ -214,8 +215,9 @@ def build_lines(
             if charge is None:
                 raise InvalidInput(("line_items", index, "charge_id"), "Unknown charge_id")
         if draft.metric_code is not None and draft.metric_code not in known_codes:
-            raise InvalidInput(("line_items", index, "metric_code"),
-                               f"Unknown metric_code {draft.metric_code!r}")
+            raise InvalidInput(
+                ("line_items", index, "metric_code"), f"Unknown metric_code {draft.metric_code!r}"
+            )
         percent, tax_code = resolve_rate_percent(
             account.id,
             line_percent=draft.tax_percent,
@@ -272,7 +274,9 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
         if account is None:
             raise NotFound("Account")
         customer = db.session.scalars(
-            select(Customer).where(Customer.account_id == account_id, Customer.id == req.customer_id)
+            select(Customer).where(
+                Customer.account_id == account_id, Customer.id == req.customer_id
+            )
         ).one_or_none()
         if customer is None:
             raise NotFound("Customer")
@@ -395,13 +399,20 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         before = _snapshot(invoice)
         open_invoice(invoice)
         db.session.flush()
-        audit.record(account_id, "invoice.finalized", "invoice", invoice.id,
-                     before=before, after=_snapshot(invoice))
+        audit.record(
+            account_id,
+            "invoice.finalized",
+            "invoice",
+            invoice.id,
+            before=before,
+            after=_snapshot(invoice),
+        )
     return invoice
 
 
-def mark_paid(account_id: uuid.UUID, invoice_id: uuid.UUID,
-              paid_at: datetime | None = None) -> Invoice:
+def mark_paid(
+    account_id: uuid.UUID, invoice_id: uuid.UUID, paid_at: datetime | None = None
+) -> Invoice:
     """open or failed -> paid. A paid_at in the future is refused."""
     now = utcnow()
     if paid_at is not None and paid_at > now + timedelta(minutes=5):
@@ -409,14 +420,21 @@ def mark_paid(account_id: uuid.UUID, invoice_id: uuid.UUID,
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
         if invoice.state not in (OPEN, FAILED):
-            raise InvalidState(f"Only finalized invoices can be marked paid (this one is "
-                               f"{invoice.state})")
+            raise InvalidState(
+                f"Only finalized invoices can be marked paid (this one is {invoice.state})"
+            )
         before = _snapshot(invoice)
         invoice.state = PAID
         invoice.paid_at = paid_at or now
         invoice.updated_at = now
-        audit.record(account_id, "invoice.paid", "invoice", invoice.id,
-                     before=before, after=_snapshot(invoice))
+        audit.record(
+            account_id,
+            "invoice.paid",
+            "invoice",
+            invoice.id,
+            before=before,
+            after=_snapshot(invoice),
+        )
     return invoice
 
 
@@ -434,15 +452,22 @@ def void_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         if invoice.prepaid_credit_minor:
             db.session.execute(
                 update(Wallet)
-                .where(Wallet.customer_id == invoice.customer_id,
-                       Wallet.currency == invoice.currency)
+                .where(
+                    Wallet.customer_id == invoice.customer_id, Wallet.currency == invoice.currency
+                )
                 .values(balance_minor=Wallet.balance_minor + invoice.prepaid_credit_minor)
             )
         invoice.state = VOID
         invoice.voided_at = now
         invoice.updated_at = now
-        audit.record(account_id, "invoice.voided", "invoice", invoice.id,
-                     before=before, after=_snapshot(invoice))
+        audit.record(
+            account_id,
+            "invoice.voided",
+            "invoice",
+            invoice.id,
+            before=before,
+            after=_snapshot(invoice),
+        )
     return invoice
 
 
@@ -457,8 +482,9 @@ def delete_draft(account_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
         audit.record(account_id, "invoice.deleted", "invoice", invoice_id, before=before)
 
 
-def update_draft(account_id: uuid.UUID, invoice_id: uuid.UUID, *,
-                 due_at: datetime | None) -> Invoice:
+def update_draft(
+    account_id: uuid.UUID, invoice_id: uuid.UUID, *, due_at: datetime | None
+) -> Invoice:
     """Change what a draft allows (its due date). Anything on a non-draft: InvalidState."""
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
@@ -467,8 +493,14 @@ def update_draft(account_id: uuid.UUID, invoice_id: uuid.UUID, *,
             before = {"due_at": invoice.due_at}
             invoice.due_at = due_at
             invoice.updated_at = utcnow()
-            audit.record(account_id, "invoice.updated", "invoice", invoice.id,
-                         before=before, after={"due_at": due_at})
+            audit.record(
+                account_id,
+                "invoice.updated",
+                "invoice",
+                invoice.id,
+                before=before,
+                after={"due_at": due_at},
+            )
     return invoice
 
 
@@ -477,8 +509,9 @@ def ensure_editable(invoice: Invoice) -> None:
         raise InvalidState("A finalized invoice cannot be changed; void it and issue a new one")
 
 
-def replace_lines(account_id: uuid.UUID, invoice_id: uuid.UUID,
-                  drafts: Sequence[LineDraft]) -> Invoice:
+def replace_lines(
+    account_id: uuid.UUID, invoice_id: uuid.UUID, drafts: Sequence[LineDraft]
+) -> Invoice:
     """Replace a draft's lines (the browser editor). Refused once the invoice is open."""
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
@@ -490,21 +523,31 @@ def replace_lines(account_id: uuid.UUID, invoice_id: uuid.UUID,
         lines = build_lines(account, customer, entity, drafts)
         totals = calc.compute_totals(_line_inputs(lines))
         if totals.total_minor < 0:
-            raise InvalidInput(("line_items",),
-                               "The invoice total cannot be negative; issue a credit note instead")
+            raise InvalidInput(
+                ("line_items",), "The invoice total cannot be negative; issue a credit note instead"
+            )
         before = _snapshot(invoice)
         invoice.lines = lines
         _store_totals(invoice, totals)
         invoice.updated_at = utcnow()
         db.session.flush()
-        audit.record(account_id, "invoice.lines_replaced", "invoice", invoice.id,
-                     before=before, after=_snapshot(invoice))
+        audit.record(
+            account_id,
+            "invoice.lines_replaced",
+            "invoice",
+            invoice.id,
+            before=before,
+            after=_snapshot(invoice),
+        )
     return invoice
 
 
-def preview_totals(account_id: uuid.UUID, customer_id: uuid.UUID,
-                   billing_entity_id: uuid.UUID | None,
-                   drafts: Sequence[LineDraft]) -> tuple[list[InvoiceLine], calc.Totals]:
+def preview_totals(
+    account_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    billing_entity_id: uuid.UUID | None,
+    drafts: Sequence[LineDraft],
+) -> tuple[list[InvoiceLine], calc.Totals]:
     """Lines and totals as they would be stored, computed without writing anything."""
     account = db.session.get(Account, account_id)
     if account is None:
@@ -516,8 +559,9 @@ def preview_totals(account_id: uuid.UUID, customer_id: uuid.UUID,
         raise NotFound("Customer")
     entity = (
         db.session.scalars(
-            select(BillingEntity).where(BillingEntity.account_id == account_id,
-                                        BillingEntity.id == billing_entity_id)
+            select(BillingEntity).where(
+                BillingEntity.account_id == account_id, BillingEntity.id == billing_entity_id
+            )
         ).one_or_none()
         if billing_entity_id
         else default_entity(account_id)

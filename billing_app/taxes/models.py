@@ -11,7 +11,7 @@ from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 
-class TaxRate(db.Model):  # type: ignore[name-defined,misc]
+class TaxRate(db.Model):  # type: ignore[name-defined]
     """A named VAT/sales-tax rate. `rate` is a percent (19 means 19 %).
 
     `applied_to_organization` marks the account-wide default (at most one per account).

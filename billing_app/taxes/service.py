@@ -18,8 +18,12 @@ from ..errors import Duplicate, InvalidInput
 from ..extensions import db
 from .models import TaxRate
 
-ORDER_FIELDS = {"code": TaxRate.code, "name": TaxRate.name, "rate": TaxRate.rate,
-                "created_at": TaxRate.created_at}
+ORDER_FIELDS = {
+    "code": TaxRate.code,
+    "name": TaxRate.name,
+    "rate": TaxRate.rate,
+    "created_at": TaxRate.created_at,
+}
 
 
 def validate_percent(rate: Decimal, loc: tuple[str, ...] = ("rate",)) -> Decimal:
@@ -32,7 +36,9 @@ def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> TaxRate:
     validate_percent(data["rate"])
     with write_transaction():
         if db.session.scalar(
-            select(func.count()).where(TaxRate.account_id == account_id, TaxRate.code == data["code"])
+            select(func.count()).where(
+                TaxRate.account_id == account_id, TaxRate.code == data["code"]
+            )
         ):
             raise Duplicate("Tax", "Tax with this code already exists")
         if data.get("applied_to_organization"):
@@ -85,8 +91,9 @@ def delete_tax(account_id: uuid.UUID, code: str) -> None:
             .values(default_tax_rate_id=None)
         )
         db.session.delete(tax)
-        audit.record(account_id, "tax.deleted", "tax", tax.id,
-                     before={"code": tax.code, "rate": tax.rate})
+        audit.record(
+            account_id, "tax.deleted", "tax", tax.id, before={"code": tax.code, "rate": tax.rate}
+        )
 
 
 def get_tax(account_id: uuid.UUID, code: str) -> TaxRate:
@@ -94,13 +101,17 @@ def get_tax(account_id: uuid.UUID, code: str) -> TaxRate:
 
 
 def list_taxes(account_id: uuid.UUID, skip: int, limit: int, order_by: str | None) -> list[TaxRate]:
-    stmt = select(TaxRate).where(TaxRate.account_id == account_id).order_by(
-        *order_clause(TaxRate, order_by, ORDER_FIELDS, "code")
+    stmt = (
+        select(TaxRate)
+        .where(TaxRate.account_id == account_id)
+        .order_by(*order_clause(TaxRate, order_by, ORDER_FIELDS, "code"))
     )
     return page(stmt, skip, limit)
 
 
-def tax_id_for_code(account_id: uuid.UUID, code: str | None, loc: tuple[str, ...]) -> uuid.UUID | None:
+def tax_id_for_code(
+    account_id: uuid.UUID, code: str | None, loc: tuple[str, ...]
+) -> uuid.UUID | None:
     if code is None:
         return None
     tax_id = db.session.scalar(
@@ -139,8 +150,13 @@ def resolve_rate_percent(
                 TaxRate.account_id == account_id, TaxRate.applied_to_organization.is_(True)
             )
         ).first()
-        cache["org"] = (org.rate, org.code) if org else (
-            (account_default_percent, None) if account_default_percent is not None
-            else (Decimal(0), None)
+        cache["org"] = (
+            (org.rate, org.code)
+            if org
+            else (
+                (account_default_percent, None)
+                if account_default_percent is not None
+                else (Decimal(0), None)
+            )
         )
     return cache["org"]
