@@ -65,8 +65,10 @@ def _truncate_all(url: str) -> None:
         tables = [
             row[0]
             for row in conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                     "AND tablename <> 'alembic_version'")
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
             )
         ]
         if tables:
@@ -91,13 +93,14 @@ def is_postgres() -> bool:
 
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app({
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret",
-        "TESTING": True,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 30, "max_overflow": 30}
-        if PG_URL else {},
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret",
+            "TESTING": True,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 30, "max_overflow": 30} if PG_URL else {},
+        }
+    )
     app.instance_path = str(tmp_path / "instance")
     yield app
     with app.app_context():
@@ -154,8 +157,14 @@ class Api:
         self.client = client
         self.tenant = tenant
 
-    def _call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
-              **kw: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
         merged = {**self.tenant.headers, **(headers or {})}
         return self.client.open(path, method=method, json=json, headers=merged, **kw)
 
@@ -176,18 +185,23 @@ class Api:
 
     # Shortcuts used across tests.
     def customer(self, external_id: str = "cust-1", **extra: Any) -> dict[str, Any]:
-        resp = self.post("/v1/customers/", {"external_id": external_id, "name": "Customer "
-                                            + external_id, **extra})
+        resp = self.post(
+            "/v1/customers/",
+            {"external_id": external_id, "name": "Customer " + external_id, **extra},
+        )
         assert resp.status_code == 201, resp.get_json()
         return resp.get_json()  # type: ignore[no-any-return]
 
-    def invoice(self, customer_id: str, lines: list[dict[str, Any]] | None = None,
-                **extra: Any) -> dict[str, Any]:
-        lines = lines or [{"description": "Service", "quantity": 2, "unit_price": 15000,
-                           "amount": 30000}]
-        resp = self.post("/v1/invoices/one_off",
-                         {"customer_id": customer_id, "currency": "EUR", "line_items": lines,
-                          **extra})
+    def invoice(
+        self, customer_id: str, lines: list[dict[str, Any]] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        lines = lines or [
+            {"description": "Service", "quantity": 2, "unit_price": 15000, "amount": 30000}
+        ]
+        resp = self.post(
+            "/v1/invoices/one_off",
+            {"customer_id": customer_id, "currency": "EUR", "line_items": lines, **extra},
+        )
         assert resp.status_code == 200, resp.get_json()
         return resp.get_json()  # type: ignore[no-any-return]
 
@@ -223,7 +237,7 @@ def row_counts(app: Flask) -> dict[str, int]:
         counts = {}
         for table in db.metadata.sorted_tables:
             counts[table.name] = db.session.execute(
-                text(f"SELECT count(*) FROM {table.name}")  # noqa: S608 - our own table names
+                text(f"SELECT count(*) FROM {table.name}")
             ).scalar_one()
         db.session.remove()
         return counts
