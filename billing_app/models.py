@@ -2,16 +2,39 @@
 
 from .accounts.models import Account, ApiKey, User
 from .audit.models import AuditRecord
-from .catalog.models import Charge, Metric
+from .catalog.models import AddOn, Charge, Coupon, Discount, Metric, Plan
 from .customers.models import Customer, Wallet
 from .entities.models import BillingEntity
 from .idempotency.models import IdempotencyKey
 from .invoices import guards  # noqa: F401  (flush-time immutability guard)
 from .invoices.models import Invoice, InvoiceLine
+from .payments.models import PaymentMethod, Transaction
+from .subscriptions.models import (
+    AdditionalCost,
+    Credit,
+    CreditUse,
+    Subscription,
+    SubscriptionAddOn,
+    SubscriptionDiscount,
+    UsageEvent,
+)
 from .taxes.models import TaxRate
 
 __all__ = [
     "Account",
+    "AddOn",
+    "AdditionalCost",
+    "Coupon",
+    "Credit",
+    "CreditUse",
+    "Discount",
+    "PaymentMethod",
+    "Plan",
+    "Subscription",
+    "SubscriptionAddOn",
+    "SubscriptionDiscount",
+    "Transaction",
+    "UsageEvent",
     "ApiKey",
     "AuditRecord",
     "BillingEntity",

@@ -39,7 +39,9 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
     billing_entity_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("billing_entities.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("subscriptions.id"), nullable=True
+    )
     handle: Mapped[str | None] = mapped_column(String(255), nullable=True)
     invoice_type: Mapped[str] = mapped_column(String(20), default=ONE_OFF)
     state: Mapped[str] = mapped_column(String(10), default=DRAFT)
@@ -71,6 +73,15 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     cost_center: Mapped[str | None] = mapped_column(String(255), nullable=True)
     purchase_order_number: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Subscription invoices (dialect B): the plan billed and its service period, whether
+    # it was collected instantly, and the state of automatic collection and dunning.
+    plan_handle: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    service_period_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    service_period_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    instant: Mapped[bool] = mapped_column(default=False)
+    dunning: Mapped[bool] = mapped_column(default=False)
+    collect_attempts: Mapped[int] = mapped_column(default=0)
+    next_collect_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice",
@@ -86,6 +97,8 @@ class Invoice(db.Model):  # type: ignore[name-defined]
         Index("ix_invoices_account_created", "account_id", "created_at", "id"),
         Index("ix_invoices_account_state_created", "account_id", "state", "created_at"),
         Index("ix_invoices_account_customer_created", "account_id", "customer_id", "created_at"),
+        Index("ix_invoices_collectable", "state", "next_collect_at"),
+        Index("ix_invoices_subscription", "subscription_id"),
     )
 
 
@@ -114,5 +127,7 @@ class InvoiceLine(db.Model):  # type: ignore[name-defined]
     metric_code: Mapped[str | None] = mapped_column(String(255), nullable=True)
     period_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     period_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Dialect B: how much a discount line took off this line (set on the discounted line).
+    discounted_amount: Mapped[int | None] = mapped_column(nullable=True)
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
