@@ -1,14 +1,13 @@
-"""Dialect A plumbing: the route decorator (parse, call, respond, idempotency) and the
-one mapping from domain errors to FastAPI-style error bodies."""
+"""Dialect A (seed 000): the one mapping from domain errors to FastAPI-style bodies,
+`{"detail": "..."}` and 422 `{"detail": [{"loc", "msg", "type"}]}`."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, g, request
-from pydantic import BaseModel, ValidationError
+from flask import Blueprint, Response
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import (
@@ -20,21 +19,9 @@ from ..errors import (
     InvalidState,
     NotFound,
 )
-from ..extensions import db
-from .core import (
-    WWW_AUTHENTICATE,
-    AuthError,
-    BodyError,
-    EndpointDoc,
-    IdempotencyState,
-    attach_doc,
-    authenticate,
-    idempotency_begin,
-    idempotency_finish,
-    json_response,
-    parse_json_body,
-    request_id,
-)
+from . import routing
+from .core import WWW_AUTHENTICATE, AuthError, BodyError, json_response
+from .routing import Dialect
 
 
 def detail(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -103,108 +90,17 @@ def error_response(exc: BaseException) -> Response | None:
     return None
 
 
+DIALECT = Dialect(
+    name="A",
+    error_response=error_response,
+    validation_response=lambda exc, where: validation_error(pydantic_errors(exc, where)),
+)
+
+
 def make_blueprint(name: str) -> Blueprint:
-    bp = Blueprint(name, __name__)
-
-    @bp.before_request
-    def _auth() -> None:
-        request_id()
-        authenticate()
-
-    @bp.errorhandler(AuthError)
-    def _auth_error(exc: AuthError) -> Response:
-        resp = error_response(exc)
-        assert resp is not None
-        return resp
-
-    @bp.after_request
-    def _rid(resp: Response) -> Response:
-        resp.headers["X-Request-Id"] = request_id()
-        return resp
-
-    return bp
+    return routing.make_blueprint(name, DIALECT)
 
 
-def _parse(model: type[BaseModel], data: Any, where: str) -> BaseModel:
-    if where == "body" and not isinstance(data, dict):
-        raise BodyError("Input should be a JSON object", "model_attributes_type")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise _Located(exc, where) from None
-
-
-class _Located(Exception):
-    def __init__(self, exc: ValidationError, where: str):
-        self.exc, self.where = exc, where
-
-
-def endpoint(
-    bp: Blueprint,
-    rule: str,
-    method: str,
-    *,
-    summary: str,
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    response: Any = None,
-    status: int = 200,
-    errors: dict[int, str] | None = None,
-    tags: tuple[str, ...] = (),
-    content_type: str = "application/json",
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a dialect A route: validate body/query with the models, call the view,
-    answer JSON with `status`, map errors, and apply Idempotency-Key to POSTs."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def view(**path: Any) -> Response:
-            state = IdempotencyState()
-            resp: Response | None = None
-            try:
-                if method == "POST":
-                    state = idempotency_begin(g.account.id)
-                    if state.replay is not None:
-                        return state.replay
-                kwargs: dict[str, Any] = {}
-                if body is not None:
-                    kwargs["body"] = _parse(body, parse_json_body(), "body")
-                if query is not None:
-                    kwargs["query"] = _parse(query, request.args.to_dict(), "query")
-                result = fn(**path, **kwargs)
-                if isinstance(result, Response):
-                    resp = result
-                elif result is None:
-                    resp = Response(status=204)
-                else:
-                    resp = json_response(result, status)
-            except _Located as located:
-                db.session.rollback()
-                resp = validation_error(pydantic_errors(located.exc, located.where))
-            except Exception as exc:
-                db.session.rollback()
-                resp = error_response(exc)
-                if resp is None:
-                    raise
-            finally:
-                idempotency_finish(state, resp)
-            return resp
-
-        attach_doc(
-            view,
-            EndpointDoc(
-                dialect="A",
-                summary=summary,
-                body=body,
-                query=query,
-                response=response,
-                status=status,
-                errors=errors or {},
-                tags=tags,
-                content_type=content_type,
-            ),
-        )
-        bp.add_url_rule(rule, view_func=view, methods=[method])
-        return view
-
-    return decorate
+def endpoint(bp: Blueprint, rule: str, method: str, **kwargs: Any) -> Callable[..., Any]:
+    """Register a dialect A route (see routing.endpoint)."""
+    return routing.endpoint(bp, DIALECT, rule, method, **kwargs)
