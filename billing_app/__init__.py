@@ -44,6 +44,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api.openapi import bp as openapi_bp
 
     app.register_blueprint(api_a, url_prefix="/v1")
+    from .api import invoices_b, resources_b  # noqa: F401  (their routes join api_b)
+    from .api.blueprint_b import bp as api_b
+
+    app.register_blueprint(api_b, url_prefix="/v1")
     app.register_blueprint(openapi_bp)
 
     from .cli import billing_cli
