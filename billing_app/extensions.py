@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import BigInteger, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 
@@ -29,3 +31,7 @@ class Base(DeclarativeBase):
 # Objects stay readable after commit: services commit, routes then serialise them.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
+# Browser pages only: the JSON API authenticates with API keys, never cookies, and its
+# blueprints are exempted from CSRF in create_app.
+csrf = CSRFProtect()
+login_manager = LoginManager()

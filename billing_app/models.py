@@ -1,10 +1,10 @@
 """Every model, imported in one place so Alembic sees the whole schema."""
 
-from .accounts.models import Account, ApiKey, User
+from .accounts.models import Account, ApiKey, SignInThrottle, User
 from .audit.models import AuditRecord
 from .catalog.models import AddOn, Charge, Coupon, Discount, Metric, Plan
 from .customers.models import Customer, Wallet
-from .entities.models import BillingEntity
+from .entities.models import BillingEntity, BillingEntityLogo
 from .idempotency.models import IdempotencyKey
 from .invoices import guards  # noqa: F401  (flush-time immutability guard)
 from .invoices.models import Invoice, InvoiceLine
@@ -38,12 +38,14 @@ __all__ = [
     "ApiKey",
     "AuditRecord",
     "BillingEntity",
+    "BillingEntityLogo",
     "Charge",
     "Customer",
     "IdempotencyKey",
     "Invoice",
     "InvoiceLine",
     "Metric",
+    "SignInThrottle",
     "TaxRate",
     "User",
     "Wallet",

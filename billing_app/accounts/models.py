@@ -56,3 +56,17 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_api_keys_account_created", "account_id", "created_at"),)
+
+
+class SignInThrottle(db.Model):  # type: ignore[name-defined]
+    """Failed sign-ins counted per key in a fixed window. The key is a hash of the email
+    or of the client address, never the address itself. Kept in the database so that any
+    number of app processes share the counters (nothing lives in a process)."""
+
+    __tablename__ = "sign_in_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_sign_in_throttles_window_start", "window_start"),)

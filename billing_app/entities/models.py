@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import UTCDateTime, new_uuid, utcnow
@@ -50,3 +50,20 @@ class BillingEntity(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("account_id", "code"),)
+
+
+class BillingEntityLogo(db.Model):  # type: ignore[name-defined]
+    """The logo printed on an entity's invoices: PNG or JPEG bytes, at most 512 KB, stored
+    in the database so app processes keep no files. A table of its own so that loading an
+    entity (every finalize does) never drags the image along."""
+
+    __tablename__ = "billing_entity_logos"
+
+    billing_entity_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("billing_entities.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
+    content_type: Mapped[str] = mapped_column(String(20))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -97,6 +97,9 @@ class Invoice(db.Model):  # type: ignore[name-defined]
         Index("ix_invoices_account_created", "account_id", "created_at", "id"),
         Index("ix_invoices_account_state_created", "account_id", "state", "created_at"),
         Index("ix_invoices_account_customer_created", "account_id", "customer_id", "created_at"),
+        # The browser list sorts by number and by total with keyset paging (docs/web.md).
+        Index("ix_invoices_account_number", "account_id", "invoice_number", "id"),
+        Index("ix_invoices_account_total", "account_id", "total_minor", "id"),
         Index("ix_invoices_collectable", "state", "next_collect_at"),
         Index("ix_invoices_subscription", "subscription_id"),
     )
