@@ -187,3 +187,25 @@ def verify_audit(account_id: str) -> None:
     if broken is not None:
         raise click.ClickException(f"audit chain broken at record {broken}")
     click.echo("audit chain intact")
+
+
+@billing_cli.command("collect")
+@click.option("--limit", type=int, default=None, help="Stop after this many invoices.")
+def collect(limit: int | None) -> None:
+    """Charge pending subscription invoices that are due; run dunning retries.
+
+    Safe to run from cron on several machines at once: each invoice is claimed once.
+    """
+    from .payments.service import collect_due
+
+    report = collect_due(limit=limit)
+    click.echo(
+        json.dumps(
+            {
+                "attempted": report.attempted,
+                "settled": report.settled,
+                "declined": report.declined,
+                "skipped_no_method": report.skipped_no_method,
+            }
+        )
+    )

@@ -7,6 +7,8 @@ import base64
 import binascii
 import hashlib
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,18 @@ def parse_json_body() -> Any:
         raise BodyError(f"JSON decode error: {exc}") from None
 
 
+class JsonNumber:
+    """An exact decimal written as a JSON number (e.g. a VAT fraction `0.25`), without
+    ever passing through a binary float."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Decimal):
+        if not value.is_finite():
+            raise ValueError("JSON numbers are finite")
+        self.value = value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -68,9 +82,22 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(
-        obj, ensure_ascii=False, separators=(",", ":"), default=_json_default
-    ).encode()
+    """Compact JSON. `JsonNumber`s are written as placeholder strings carrying a per-call
+    random marker, then turned into bare numbers: no client text can forge one."""
+    marker = secrets.token_hex(8)
+    used = False
+
+    def default(value: Any) -> Any:
+        nonlocal used
+        if isinstance(value, JsonNumber):
+            used = True
+            return f"{marker}:{format(value.value.normalize(), 'f')}"
+        return _json_default(value)
+
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)
+    if used:
+        text = re.sub(f'"{marker}:(-?[0-9.]+)"', r"\1", text)
+    return text.encode()
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

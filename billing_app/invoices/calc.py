@@ -124,3 +124,36 @@ def compute_totals(
         total_minor=gross - prepaid,
         by_rate=tuple(by_rate),
     )
+
+
+def percentage_of(amount_minor: int, percent: Decimal) -> int:
+    """`percent` % of an amount, rounded half-up to a whole minor unit (discounts)."""
+    return round_half_up(divide(multiply(Decimal(amount_minor), percent), Decimal(100)))
+
+
+@dataclass(frozen=True, slots=True)
+class LineFigures:
+    """A line's own figures in dialect B terms (display only; the document totals come
+    from `compute_totals`)."""
+
+    amount: int  # line total incl. VAT
+    amount_vat: int
+    amount_ex_vat: int
+    unit_amount: int  # incl. VAT
+    unit_amount_vat: int
+    unit_amount_ex_vat: int
+
+
+def line_figures(
+    amount_minor: int, quantity: Decimal, unit_amount: Decimal, rate: Decimal, amount_incl_vat: bool
+) -> LineFigures:
+    vat = line_vat_minor(amount_minor, rate, amount_incl_vat)
+    if amount_incl_vat:
+        gross, net = amount_minor, amount_minor - vat
+        unit_gross = round_half_up(unit_amount)
+        unit_net = round_half_up(divide(unit_amount, _ONE + rate))
+    else:
+        gross, net = amount_minor + vat, amount_minor
+        unit_net = round_half_up(unit_amount)
+        unit_gross = round_half_up(multiply(unit_amount, _ONE + rate))
+    return LineFigures(gross, vat, net, unit_gross, unit_gross - unit_net, unit_net)

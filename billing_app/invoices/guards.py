@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from .models import DRAFT, Invoice, InvoiceLine
 
-# Columns that may still change once an invoice has left draft: its lifecycle.
+# Columns that may still change once an invoice has left draft: its lifecycle and the
+# state of its collection. Everything printed on it is fixed.
 MUTABLE_AFTER_DRAFT = frozenset(
     {
         "state",
@@ -23,22 +24,9 @@ MUTABLE_AFTER_DRAFT = frozenset(
         "failed_at",
         "updated_at",
         "invoice_metadata",
-    }
-)
-# Taking the number is the draft -> open transition itself.
-SET_AT_FINALIZATION = frozenset(
-    {
-        "number",
-        "invoice_number",
-        "handle",
-        "issued_at",
-        "due_at",
-        "prepaid_credit_minor",
-        "total_minor",
-        "gross_minor",
-        "subtotal_minor",
-        "net_minor",
-        "vat_minor",
+        "dunning",
+        "collect_attempts",
+        "next_collect_at",
     }
 )
 

@@ -10,6 +10,9 @@ Invariants this module keeps, whatever door the call comes through:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 import secrets
 import uuid
@@ -20,13 +23,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import Charge, Metric
-from ..crud import order_clause, page
+from ..crud import contains_pattern, order_clause, page
 from ..customers.models import Customer, Wallet
 from ..database import utcnow, write_transaction
 from ..entities.models import BillingEntity
@@ -133,7 +136,7 @@ def list_invoices(
 def tax_breakdown(invoice: Invoice) -> calc.Totals:
     """The per-rate figures of a stored invoice, from the same totals function."""
     return calc.compute_totals(
-        _line_inputs(invoice.lines),
+        line_inputs(invoice.lines),
         prepaid_available_minor=invoice.prepaid_credit_minor,
         progressive_credit_minor=invoice.progressive_credit_minor,
     )
@@ -142,7 +145,7 @@ def tax_breakdown(invoice: Invoice) -> calc.Totals:
 # ---------------------------------------------------------------- create
 
 
-def _line_inputs(lines: Sequence[InvoiceLine]) -> list[calc.LineInput]:
+def line_inputs(lines: Sequence[InvoiceLine]) -> list[calc.LineInput]:
     return [
         calc.LineInput(
             amount_minor=line.amount_minor,
@@ -182,12 +185,14 @@ def build_lines(
     customer: Customer,
     entity: BillingEntity,
     drafts: Sequence[LineDraft],
+    *,
+    max_lines: int | None = MAX_LINES,
 ) -> list[InvoiceLine]:
     """Validated lines with amounts, tax rates and line VAT; nothing is written."""
     if not drafts:
         raise InvalidInput(("line_items",), "At least one line is required")
-    if len(drafts) > MAX_LINES:
-        raise InvalidInput(("line_items",), f"At most {MAX_LINES} lines are allowed")
+    if max_lines is not None and len(drafts) > max_lines:
+        raise InvalidInput(("line_items",), f"At most {max_lines} lines are allowed")
     charge_ids = {d.charge_id for d in drafts if d.charge_id is not None}
     charges: dict[uuid.UUID, Charge] = {}
     if charge_ids:
@@ -292,7 +297,7 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
         else:
             entity = default_entity(account_id)
         lines = build_lines(account, customer, entity, req.lines)
-        totals = calc.compute_totals(_line_inputs(lines))
+        totals = calc.compute_totals(line_inputs(lines))
         if totals.total_minor < 0:
             raise InvalidInput(
                 ("line_items",),
@@ -378,7 +383,7 @@ def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
         .with_for_update()
     ).one_or_none()
     totals = calc.compute_totals(
-        _line_inputs(invoice.lines),
+        line_inputs(invoice.lines),
         prepaid_available_minor=wallet.balance_minor if wallet else 0,
         progressive_credit_minor=invoice.progressive_credit_minor,
     )
@@ -521,7 +526,7 @@ def replace_lines(
         entity = db.session.get(BillingEntity, invoice.billing_entity_id)
         assert account is not None and customer is not None and entity is not None
         lines = build_lines(account, customer, entity, drafts)
-        totals = calc.compute_totals(_line_inputs(lines))
+        totals = calc.compute_totals(line_inputs(lines))
         if totals.total_minor < 0:
             raise InvalidInput(
                 ("line_items",), "The invoice total cannot be negative; issue a credit note instead"
@@ -569,4 +574,179 @@ def preview_totals(
     if entity is None:
         raise NotFound("Billing entity")
     lines = build_lines(account, customer, entity, drafts)
-    return lines, calc.compute_totals(_line_inputs(lines))
+    return lines, calc.compute_totals(line_inputs(lines))
+
+
+# ---------------------------------------------------------------- browser: list, issue, edit
+
+# Sort keys of the browser list, each backed by an index that starts with account_id and
+# ends with id, so that every page (the first or the 2 000th) is one index range scan.
+BROWSE_SORTS: dict[str, Any] = {
+    "created": Invoice.created_at,
+    "number": Invoice.invoice_number,
+    "total": Invoice.total_minor,
+}
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class InvoiceSearch:
+    """What the invoice list asks for. Dates are UTC bounds: `created_from` inclusive,
+    `created_before` exclusive. `after` / `before` are cursors from a previous page."""
+
+    states: tuple[str, ...] = ()
+    customer_id: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    text: str = ""
+    sort: str = "created"
+    descending: bool = True
+    after: str | None = None
+    before: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class InvoiceListRow:
+    id: uuid.UUID
+    invoice_number: str
+    state: str
+    currency: str
+    total_minor: int
+    created_at: datetime
+    issued_at: datetime | None
+    due_at: datetime | None
+    customer_id: uuid.UUID
+    customer_name: str
+    customer_locale: str
+
+
+@dataclass(frozen=True)
+class InvoiceListPage:
+    rows: list[InvoiceListRow]
+    # Cursors for the neighbouring pages in the requested order; None at either end.
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _encode_cursor(sort: str, row: InvoiceListRow) -> str:
+    value: Any = getattr(row, BROWSE_SORTS[sort].key)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([sort, value, row.id.hex], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(sort: str, cursor: str) -> tuple[Any, uuid.UUID]:
+    """(sort value, id) of a cursor made for this sort; InvalidInput for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, id_hex = json.loads(raw)
+        if cursor_sort != sort:
+            raise ValueError("cursor of another sort")
+        if sort == "created":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError("naive")
+        elif sort == "total":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError("not an int")
+        elif not isinstance(value, str):
+            raise ValueError("not a str")
+        return value, uuid.UUID(id_hex)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(("cursor",), "This page link is no longer valid") from None
+
+
+def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> InvoiceListPage:
+    """One page of the account's invoices with their customer's name and locale, in one
+    query whatever the page size, filtered and sorted, paged by keyset (a cursor holds the
+    sort value and id of the row it continues from), so the 2 000th page costs what the
+    first does. Text matches the printed number or the customer name, case-insensitively.
+    Raises InvalidInput for an unknown sort or a cursor that is not ours."""
+    if search.sort not in BROWSE_SORTS:
+        raise InvalidInput(("sort",), f"Cannot sort by {search.sort!r}")
+    limit = max(1, min(search.limit, MAX_PAGE_SIZE))
+    column = BROWSE_SORTS[search.sort]
+    stmt = (
+        select(
+            Invoice.id,
+            Invoice.invoice_number,
+            Invoice.state,
+            Invoice.currency,
+            Invoice.total_minor,
+            Invoice.created_at,
+            Invoice.issued_at,
+            Invoice.due_at,
+            Invoice.customer_id,
+            Customer.name,
+            Customer.document_locale,
+        )
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.account_id == account_id)
+    )
+    if search.states:
+        stmt = stmt.where(Invoice.state.in_(search.states))
+    if search.customer_id is not None:
+        stmt = stmt.where(Invoice.customer_id == search.customer_id)
+    if search.created_from is not None:
+        stmt = stmt.where(Invoice.created_at >= search.created_from)
+    if search.created_before is not None:
+        stmt = stmt.where(Invoice.created_at < search.created_before)
+    text = search.text.strip()[:100]
+    if text:
+        pattern = contains_pattern(text)
+        stmt = stmt.where(
+            or_(
+                Invoice.invoice_number.ilike(pattern, escape="\\"),
+                Customer.name.ilike(pattern, escape="\\"),
+            )
+        )
+    backwards = search.before is not None
+    cursor = search.before if backwards else search.after
+    # The direction the index is walked: reversed when fetching the page before a cursor.
+    descending = search.descending != backwards
+    key = tuple_(column, Invoice.id)
+    if cursor:
+        value, row_id = _decode_cursor(search.sort, cursor)
+        bound = tuple_(literal(value, column.type), literal(row_id, Invoice.id.type))
+        stmt = stmt.where(key < bound if descending else key > bound)
+    order = [column.desc(), Invoice.id.desc()] if descending else [column.asc(), Invoice.id.asc()]
+    result = db.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
+    rows = [InvoiceListRow(*r) for r in result[:limit]]
+    more = len(result) > limit
+    if backwards:
+        rows.reverse()
+        has_prev, has_next = more, True
+    else:
+        has_prev, has_next = bool(cursor), more
+    return InvoiceListPage(
+        rows=rows,
+        next_cursor=_encode_cursor(search.sort, rows[-1]) if rows and has_next else None,
+        prev_cursor=_encode_cursor(search.sort, rows[0]) if rows and has_prev else None,
+    )
+
+
+def issue_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
+    """Create and finalize in one transaction: the invoice exists numbered, or not at all."""
+    with write_transaction():
+        invoice = create_one_off_invoice(account_id, req)
+        return finalize_invoice(account_id, invoice.id)
+
+
+def edit_draft(
+    account_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    *,
+    due_at: datetime | None,
+    drafts: Sequence[LineDraft],
+    finalize: bool = False,
+) -> Invoice:
+    """The browser editor's save: a draft's due date and lines in one transaction, then
+    (optionally) finalize it in the same one. InvalidState once the invoice is open."""
+    with write_transaction():
+        update_draft(account_id, invoice_id, due_at=due_at)
+        invoice = replace_lines(account_id, invoice_id, drafts)
+        if finalize:
+            invoice = finalize_invoice(account_id, invoice_id)
+    return invoice

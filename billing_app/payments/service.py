@@ -39,8 +39,9 @@ DEFAULT_RETRY_DAYS = (1, 3, 7)
 # ---------------------------------------------------------------- payment methods
 
 
-def add_payment_method(account_id: uuid.UUID, customer_id: uuid.UUID, card: CardDetails,
-                       gateway_name: str = "test") -> PaymentMethod:
+def add_payment_method(
+    account_id: uuid.UUID, customer_id: uuid.UUID, card: CardDetails, gateway_name: str = "test"
+) -> PaymentMethod:
     account = db.session.get(Account, account_id)
     assert account is not None
     today = utcnow().astimezone(ZoneInfo(account.timezone)).date()
@@ -63,15 +64,21 @@ def add_payment_method(account_id: uuid.UUID, customer_id: uuid.UUID, card: Card
         )
         db.session.add(method)
         db.session.flush()
-        audit.record(account_id, "payment_method.added", "payment_method", method.handle,
-                     after={"customer": customer.external_id, "masked_card": method.masked_card})
+        audit.record(
+            account_id,
+            "payment_method.added",
+            "payment_method",
+            method.handle,
+            after={"customer": customer.external_id, "masked_card": method.masked_card},
+        )
     return method
 
 
 def get_payment_method(account_id: uuid.UUID, handle: str) -> PaymentMethod:
     method = db.session.scalars(
-        select(PaymentMethod).where(PaymentMethod.account_id == account_id,
-                                    PaymentMethod.handle == handle)
+        select(PaymentMethod).where(
+            PaymentMethod.account_id == account_id, PaymentMethod.handle == handle
+        )
     ).one_or_none()
     if method is None:
         raise NotFound("Payment method")
@@ -79,15 +86,18 @@ def get_payment_method(account_id: uuid.UUID, handle: str) -> PaymentMethod:
 
 
 def list_payment_methods(account_id: uuid.UUID, customer_id: uuid.UUID) -> list[PaymentMethod]:
-    return list(db.session.scalars(
-        select(PaymentMethod)
-        .where(PaymentMethod.account_id == account_id, PaymentMethod.customer_id == customer_id)
-        .order_by(PaymentMethod.created_at.desc(), PaymentMethod.id)
-    ))
+    return list(
+        db.session.scalars(
+            select(PaymentMethod)
+            .where(PaymentMethod.account_id == account_id, PaymentMethod.customer_id == customer_id)
+            .order_by(PaymentMethod.created_at.desc(), PaymentMethod.id)
+        )
+    )
 
 
-def resolve_payment_method(account_id: uuid.UUID, customer_id: uuid.UUID,
-                           ref: str) -> PaymentMethod:
+def resolve_payment_method(
+    account_id: uuid.UUID, customer_id: uuid.UUID, ref: str
+) -> PaymentMethod:
     """`"auto"`: the customer's newest active method; else a handle of this customer's."""
     stmt = select(PaymentMethod).where(
         PaymentMethod.account_id == account_id,
@@ -120,11 +130,19 @@ def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
     _check_settleable(invoice)
     now = utcnow()
     tx = Transaction(
-        account_id=invoice.account_id, invoice_id=invoice.id, type="settle", state="settled",
-        amount=invoice.total_minor, currency=invoice.currency, payment_type="manual",
-        manual_method=transfer.method, manual_reference=transfer.reference,
-        manual_comment=transfer.comment, payment_date=transfer.payment_date,
-        created_at=now, settled_at=now,
+        account_id=invoice.account_id,
+        invoice_id=invoice.id,
+        type="settle",
+        state="settled",
+        amount=invoice.total_minor,
+        currency=invoice.currency,
+        payment_type="manual",
+        manual_method=transfer.method,
+        manual_reference=transfer.reference,
+        manual_comment=transfer.comment,
+        payment_date=transfer.payment_date,
+        created_at=now,
+        settled_at=now,
     )
     db.session.add(tx)
     _mark_paid(invoice, now)
@@ -153,15 +171,22 @@ def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
     """Phase 1, inside the caller's write transaction: a `processing` transaction."""
     _check_settleable(invoice)
     in_flight = db.session.scalar(
-        select(func.count()).where(Transaction.invoice_id == invoice.id,
-                                   Transaction.state == "processing")
+        select(func.count()).where(
+            Transaction.invoice_id == invoice.id, Transaction.state == "processing"
+        )
     )
     if in_flight:
         raise InvalidState("Invoice has processing transactions", code=80)
     tx = Transaction(
-        account_id=invoice.account_id, invoice_id=invoice.id, type="settle",
-        state="processing", amount=invoice.total_minor, currency=invoice.currency,
-        payment_type="card", payment_method_id=method.id, created_at=utcnow(),
+        account_id=invoice.account_id,
+        invoice_id=invoice.id,
+        type="settle",
+        state="processing",
+        amount=invoice.total_minor,
+        currency=invoice.currency,
+        payment_type="card",
+        payment_method_id=method.id,
+        created_at=utcnow(),
     )
     db.session.add(tx)
     try:
@@ -178,9 +203,14 @@ class ChargeOutcome:
     error: str | None
 
 
-def charge_and_record(account_id: uuid.UUID, transaction_id: uuid.UUID, *, instant: bool,
-                      dunning: bool, retry_days: tuple[int, ...] = DEFAULT_RETRY_DAYS
-                      ) -> ChargeOutcome:
+def charge_and_record(
+    account_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    *,
+    instant: bool,
+    dunning: bool,
+    retry_days: tuple[int, ...] = DEFAULT_RETRY_DAYS,
+) -> ChargeOutcome:
     """Phases 2 and 3: call the gateway, then record the result on the transaction and
     the invoice. A decline leaves the invoice `failed` when instant, in dunning when
     `dunning` (automatic collection), else pending."""
@@ -214,9 +244,14 @@ def charge_and_record(account_id: uuid.UUID, transaction_id: uuid.UUID, *, insta
             elif dunning:
                 _schedule_retry(invoice, now, retry_days)
             invoice.updated_at = now
-        audit.record(account_id, action, "invoice", invoice.id, before=before,
-                     after={"state": invoice.state, "transaction": str(tx.id),
-                            "error": tx.error})
+        audit.record(
+            account_id,
+            action,
+            "invoice",
+            invoice.id,
+            before=before,
+            after={"state": invoice.state, "transaction": str(tx.id), "error": tx.error},
+        )
     return ChargeOutcome(result.approved, result.error)
 
 
@@ -231,13 +266,17 @@ def _schedule_retry(invoice: Invoice, now: datetime, retry_days: tuple[int, ...]
     invoice.dunning, invoice.next_collect_at = False, None
     if invoice.subscription_id is not None:
         sub = db.session.scalars(
-            select(Subscription).where(Subscription.id == invoice.subscription_id)
-            .with_for_update()
+            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
         ).one()
         if sub.state != ON_HOLD:
             sub.state, sub.on_hold_reason, sub.on_hold_date = ON_HOLD, "dunning", now
-            audit.record(invoice.account_id, "subscription.on_hold", "subscription", sub.id,
-                         after={"reason": "dunning", "invoice": str(invoice.id)})
+            audit.record(
+                invoice.account_id,
+                "subscription.on_hold",
+                "subscription",
+                sub.id,
+                after={"reason": "dunning", "invoice": str(invoice.id)},
+            )
 
 
 def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method: str) -> Invoice:
@@ -245,7 +284,8 @@ def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method:
     leaves the failed transaction on record; the invoice stays as it was."""
     with write_transaction():
         invoice = db.session.scalars(
-            select(Invoice).where(Invoice.account_id == account_id, Invoice.id == invoice_id)
+            select(Invoice)
+            .where(Invoice.account_id == account_id, Invoice.id == invoice_id)
             .with_for_update()
         ).one_or_none()
         if invoice is None:
@@ -305,15 +345,23 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> tuple[uuid.UUID, uuid
         if method is None or method.state != "active":
             # Nothing to charge with: leave it for a person (or a new method) and move on.
             invoice.next_collect_at = None
-            audit.record(invoice.account_id, "invoice.collect_skipped", "invoice", invoice.id,
-                         after={"reason": "no active payment method"})
+            audit.record(
+                invoice.account_id,
+                "invoice.collect_skipped",
+                "invoice",
+                invoice.id,
+                after={"reason": "no active payment method"},
+            )
             return invoice.account_id, invoice.id, False
         tx = claim(invoice, method)
         return invoice.account_id, tx.id, True
 
 
-def collect_due(now: datetime | None = None, limit: int | None = None,
-                retry_days: tuple[int, ...] = DEFAULT_RETRY_DAYS) -> CollectReport:
+def collect_due(
+    now: datetime | None = None,
+    limit: int | None = None,
+    retry_days: tuple[int, ...] = DEFAULT_RETRY_DAYS,
+) -> CollectReport:
     """Charge every pending subscription invoice whose collection time has come, with its
     subscription's payment method. Safe to run from several processes at once."""
     report = CollectReport()
@@ -328,10 +376,33 @@ def collect_due(now: datetime | None = None, limit: int | None = None,
             seen.add(ref)
             continue
         report.attempted += 1
-        outcome = charge_and_record(account_id, ref, instant=False, dunning=True,
-                                    retry_days=retry_days)
+        outcome = charge_and_record(
+            account_id, ref, instant=False, dunning=True, retry_days=retry_days
+        )
         if outcome.approved:
             report.settled += 1
         else:
             report.declined += 1
     return report
+
+
+def cancel_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+    """Dialect B cancel: void an invoice that is neither settled nor being charged."""
+    from ..invoices.service import void_invoice
+
+    invoice = db.session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.id == invoice_id)
+    ).one_or_none()
+    if invoice is None:
+        raise NotFound("Invoice")
+    if invoice.state == PAID:
+        raise InvalidState("Invoice already settled", code=79)
+    if invoice.state == VOID:
+        raise InvalidState("Invoice already cancelled", code=29)
+    if db.session.scalar(
+        select(func.count()).where(
+            Transaction.invoice_id == invoice.id, Transaction.state == "processing"
+        )
+    ):
+        raise InvalidState("Invoice has processing transactions", code=80)
+    return void_invoice(account_id, invoice_id)
