@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, String, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
@@ -135,6 +136,11 @@ def write_transaction() -> Iterator[None]:
         session.info["write_depth"] = 0
 
 
-def for_update(stmt: Any) -> Any:
-    """Row lock on PostgreSQL; a no-op on SQLite, where BEGIN IMMEDIATE already serialises."""
-    return stmt.with_for_update()
+@event.listens_for(Session, "do_orm_execute")
+def _locked_reads_are_fresh(state: ORMExecuteState) -> None:
+    """A row read with FOR UPDATE must show what is stored now, not what this session
+    loaded before it took the lock: without this, an object already in the identity map
+    would keep its old attributes and a check made under the lock would be made on stale
+    data (two settles of one invoice could both see it unpaid)."""
+    if state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        state.update_execution_options(populate_existing=True)
