@@ -78,3 +78,10 @@ def apply_changes(obj: Any, changes: Mapping[str, Any]) -> tuple[dict[str, Any],
             after[name] = value
             setattr(obj, name, value)
     return before, after
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally
+    (use with `escape="\\\\"`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
