@@ -8,8 +8,10 @@ No binary float is accepted anywhere on this path.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from functools import lru_cache
+from typing import Any
 
 from iso4217 import Currency
 
@@ -134,24 +136,78 @@ def major_to_minor(amount: Decimal, currency: str) -> int:
     return round_half_up(amount.scaleb(exponent))
 
 
+@lru_cache(maxsize=1024)
+def _currency_pattern(locale: str, min_decimals: int, max_decimals: int) -> tuple[Any, Any]:
+    """The locale (parsed once) and its standard currency pattern with the decimals forced."""
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    loc = Locale.parse(locale.replace("-", "_"))
+    pattern = parse_pattern(loc.currency_formats["standard"].pattern)
+    pattern.frac_prec = (min_decimals, max_decimals)
+    return loc, pattern
+
+
 def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
     """Money for people, in a locale: `€1,234.50`, `1.234,50 €`, `¥1,235`, `KWD 1.250`.
 
     Babel supplies the locale's pattern and symbol; the number of decimals is forced to
     the ISO 4217 exponent (CLDR differs for a few currencies).
     """
-    from babel import Locale
-    from babel.numbers import parse_pattern
-
-    loc = Locale.parse(locale.replace("-", "_"))
-    standard = loc.currency_formats["standard"]
-    pattern = parse_pattern(standard.pattern)
     exponent = minor_unit_exponent(currency)
-    pattern.frac_prec = (exponent, exponent)
-    return pattern.apply(
-        minor_to_major(amount_minor, currency),
-        loc,
-        currency=currency,
-        currency_digits=False,
-        decimal_quantization=True,
+    loc, pattern = _currency_pattern(locale, exponent, exponent)
+    return str(
+        pattern.apply(
+            minor_to_major(amount_minor, currency),
+            loc,
+            currency=currency,
+            currency_digits=False,
+            decimal_quantization=True,
+        )
     )
+
+
+def format_unit_amount(unit_minor: Decimal, currency: str, locale: str = "en") -> str:
+    """A unit price (minor units, possibly fractional) for people: like `format_money`, with
+    the extra decimals a price such as 0.125 cents needs, never fewer than the currency's."""
+    exponent = minor_unit_exponent(currency)
+    major = unit_minor_to_major(unit_minor, currency)
+    loc, pattern = _currency_pattern(locale, exponent, max(exponent, decimal_places(major)))
+    return str(
+        pattern.apply(
+            major, loc, currency=currency, currency_digits=False, decimal_quantization=True
+        )
+    )
+
+
+def unit_minor_to_major(unit_minor: Decimal, currency: str) -> Decimal:
+    """Decimal('12.5') EUR cents -> Decimal('0.125') EUR, exactly."""
+    return unit_minor.scaleb(-minor_unit_exponent(currency))
+
+
+def unit_major_to_minor(amount: Decimal, currency: str) -> Decimal:
+    """Decimal('0.125') EUR -> Decimal('12.5') cents, exactly: unit prices may hold
+    fractions of a minor unit, so nothing is rounded here (line amounts are)."""
+    return amount.scaleb(minor_unit_exponent(currency))
+
+
+_TYPED_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)")
+
+
+def parse_typed_decimal(text: str) -> Decimal:
+    """A number as a person types it in a form: optional sign, digits, one `.` or `,` as
+    the decimal separator, no grouping (`1234.50`, `1234,5`, `-3`). MoneyError otherwise:
+    with grouping allowed, `1.234` would mean a thousand in one locale and one in another.
+    """
+    text = text.strip().replace("\u2212", "-")
+    if not _TYPED_NUMBER.fullmatch(text):
+        raise MoneyError(
+            "Use digits with . or , for decimals (no thousands separators), e.g. 1234.50"
+        )
+    return Decimal(text.replace(",", "."))
+
+
+@lru_cache(maxsize=1)
+def invoiceable_currencies() -> tuple[tuple[str, str], ...]:
+    """(code, name) of every ISO 4217 currency with a minor unit, by code."""
+    return tuple(sorted((c.code, c.currency_name) for c in Currency if c.exponent is not None))

@@ -12,18 +12,26 @@ import hmac
 import secrets
 import string
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
+from ..crud import apply_changes
 from ..database import utcnow, write_transaction
 from ..entities.models import BillingEntity
-from ..errors import Duplicate, InvalidInput, NotFound
+from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
-from .models import Account, ApiKey, User
+from ..money import MoneyError, normalise_currency
+from ..validation import is_timezone
+from .models import Account, ApiKey, SignInThrottle, User
 
 _ALPHABET = string.ascii_letters + string.digits
 KEY_PREFIX = "bk_"
@@ -169,11 +177,173 @@ def authenticate_api_key(raw: str) -> tuple[ApiKey, Account] | None:
     return key, account
 
 
+@lru_cache(maxsize=1)
+def _dummy_password_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate_user(email: str, password: str) -> User | None:
     user = db.session.scalars(select(User).where(User.email == email.strip().lower())).one_or_none()
-    if user is None or not check_password_hash(user.password_hash, password):
+    if user is None:
+        # Hash anyway, so the answer takes as long for unknown emails as for known ones.
+        check_password_hash(_dummy_password_hash(), password)
+        return None
+    if not check_password_hash(user.password_hash, password):
         return None
     return user
+
+
+# ---------------------------------------------------------------- browser sign-in
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How many failed sign-ins a window allows, per email and per client address."""
+
+    max_failures_per_email: int = 5
+    max_failures_per_address: int = 50
+    window: timedelta = timedelta(minutes=15)
+
+
+class SignInThrottled(DomainError):
+    """Too many failed sign-ins for this email or from this address; retry later."""
+
+    def __init__(self, retry_after_seconds: int):
+        minutes = max(1, -(-retry_after_seconds // 60))
+        super().__init__(
+            f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+
+def _throttle_key(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+def _count_failures(keys: Iterable[str], policy: SignInPolicy) -> None:
+    """One upsert per key: a window older than the policy's starts again at 1."""
+    now = utcnow()
+    cutoff = now - policy.window
+    # INSERT ... ON CONFLICT DO UPDATE: the same statement on both databases.
+    insert: Any = (
+        postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    expired = SignInThrottle.window_start < cutoff
+    with write_transaction():
+        for key in sorted(keys):  # one order for every process: no deadlock between keys
+            stmt = insert(SignInThrottle).values(key=key, window_start=now, failures=1)
+            db.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[SignInThrottle.key],
+                    set_={
+                        "failures": case((expired, 1), else_=SignInThrottle.failures + 1),
+                        "window_start": case((expired, now), else_=SignInThrottle.window_start),
+                    },
+                )
+            )
+        # Counters of windows long gone carry no information; keep the table small.
+        db.session.execute(
+            delete(SignInThrottle).where(SignInThrottle.window_start < now - timedelta(days=1))
+        )
+
+
+def sign_in(
+    email: str, password: str, client_address: str | None, policy: SignInPolicy | None = None
+) -> User | None:
+    """The user for these credentials, or None. Failures are counted in the database per
+    email and per client address; past the policy's limit SignInThrottled is raised and
+    the password is not even checked, right or wrong. A success clears the email's count.
+    """
+    policy = policy or SignInPolicy()
+    email_key = _throttle_key("email", email.strip().lower())
+    address_key = _throttle_key("address", client_address or "unknown")
+    limits = {
+        email_key: policy.max_failures_per_email,
+        address_key: policy.max_failures_per_address,
+    }
+    now = utcnow()
+    counters = db.session.scalars(
+        select(SignInThrottle).where(SignInThrottle.key.in_(list(limits)))
+    ).all()
+    for counter in counters:
+        retry_after = counter.window_start + policy.window - now
+        if counter.failures >= limits[counter.key] and retry_after > timedelta(0):
+            raise SignInThrottled(int(retry_after.total_seconds()) + 1)
+    user = authenticate_user(email, password)
+    if user is None:
+        _count_failures(limits, policy)
+        return None
+    if any(c.key == email_key for c in counters):
+        with write_transaction():
+            db.session.execute(delete(SignInThrottle).where(SignInThrottle.key == email_key))
+    return user
+
+
+def load_signed_in_user(user_id: uuid.UUID) -> tuple[User, Account] | None:
+    """The user of a browser session with their account, in one query."""
+    row = db.session.execute(
+        select(User, Account).join(Account, Account.id == User.account_id).where(User.id == user_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def actor_labels(account_id: uuid.UUID, actors: Iterable[tuple[str, str | None]]) -> dict[str, str]:
+    """People-readable names for audit actors ("user" / "api_key" ids) of this account:
+    the user's email, the key's name and prefix. Two queries at most, however many."""
+    user_ids = {uuid.UUID(i) for t, i in actors if t == "user" and i}
+    key_ids = {uuid.UUID(i) for t, i in actors if t == "api_key" and i}
+    labels: dict[str, str] = {}
+    if user_ids:
+        for uid, email in db.session.execute(
+            select(User.id, User.email).where(User.account_id == account_id, User.id.in_(user_ids))
+        ):
+            labels[str(uid)] = email
+    if key_ids:
+        for kid, name, prefix in db.session.execute(
+            select(ApiKey.id, ApiKey.name, ApiKey.prefix).where(
+                ApiKey.account_id == account_id, ApiKey.id.in_(key_ids)
+            )
+        ):
+            labels[str(kid)] = f"API key {name} ({prefix})"
+    return labels
+
+
+def update_account_settings(
+    account_id: uuid.UUID,
+    *,
+    name: str,
+    timezone: str,
+    default_currency: str,
+    default_vat_percent: Decimal | None,
+) -> Account:
+    """Name, time zone (dates on every page), default currency and default VAT (the last
+    level of the tax precedence). InvalidInput names the field."""
+    if not name.strip():
+        raise InvalidInput(("name",), "A name is required")
+    if not is_timezone(timezone):
+        raise InvalidInput(("timezone",), f"Unknown time zone {timezone!r}")
+    try:
+        currency = normalise_currency(default_currency)
+    except MoneyError as exc:
+        raise InvalidInput(("default_currency",), str(exc)) from None
+    if default_vat_percent is not None and not (0 <= default_vat_percent <= 100):
+        raise InvalidInput(("default_vat_percent",), "A VAT rate is a percent between 0 and 100")
+    with write_transaction():
+        account = get_account(account_id)
+        before, after = apply_changes(
+            account,
+            {
+                "name": name.strip(),
+                "timezone": timezone,
+                "default_currency": currency,
+                "default_vat_percent": default_vat_percent,
+            },
+        )
+        if after:
+            audit.record(
+                account_id, "account.updated", "account", account.id, before=before, after=after
+            )
+    return account
 
 
 def get_account(account_id: uuid.UUID) -> Account:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..crud import apply_changes, get_scoped, order_clause, page
+from ..crud import apply_changes, contains_pattern, get_scoped, order_clause, page
 from ..database import write_transaction
 from ..entities.models import BillingEntity
 from ..errors import Duplicate, InUse, InvalidInput
@@ -154,3 +154,23 @@ def credit_wallet(
             after={"balance_minor": wallet.balance_minor},
         )
     return wallet
+
+
+def find_customers(
+    account_id: uuid.UUID, text: str = "", *, skip: int = 0, limit: int = 50
+) -> list[Customer]:
+    """Customers by name (then handle), optionally only those whose name, email or handle
+    contains `text`, case-insensitively. For the browser list and the customer picker."""
+    stmt = select(Customer).where(Customer.account_id == account_id)
+    text = text.strip()[:100]
+    if text:
+        pattern = contains_pattern(text)
+        stmt = stmt.where(
+            or_(
+                Customer.name.ilike(pattern, escape="\\"),
+                Customer.email.ilike(pattern, escape="\\"),
+                Customer.external_id.ilike(pattern, escape="\\"),
+            )
+        )
+    stmt = stmt.order_by(Customer.name, Customer.external_id, Customer.id)
+    return page(stmt, skip, limit)

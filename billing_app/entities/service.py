@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import datetime
@@ -12,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
 from ..crud import apply_changes, get_scoped, order_clause, page
-from ..database import write_transaction
+from ..database import utcnow, write_transaction
 from ..errors import Duplicate, InUse, InvalidInput, NotFound
 from ..extensions import db
 from ..invoices.models import Invoice
-from .models import DEFAULT_NUMBER_PATTERN, BillingEntity
+from .models import DEFAULT_NUMBER_PATTERN, BillingEntity, BillingEntityLogo
 
 ORDER_FIELDS = {
     "code": BillingEntity.code,
@@ -187,3 +188,79 @@ def delete_entity(account_id: uuid.UUID, code: str) -> None:
             entity.id,
             before={"code": entity.code},
         )
+
+
+# ---------------------------------------------------------------- logos
+
+LOGO_MAX_BYTES = 512 * 1024
+# Only raster formats, recognised by their first bytes: what a file is called or says it is
+# counts for nothing. SVG is refused on purpose: it can carry scripts.
+_LOGO_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def logo_content_type(data: bytes) -> str:
+    """`image/png` or `image/jpeg` by magic bytes; InvalidInput (field `logo`) otherwise."""
+    for signature, content_type in _LOGO_SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    raise InvalidInput(("logo",), "The logo must be a PNG or JPEG image")
+
+
+def set_logo(account_id: uuid.UUID, entity_id: uuid.UUID, data: bytes) -> BillingEntityLogo:
+    """Store (or replace) an entity's logo: PNG or JPEG, at most 512 KB."""
+    if not data:
+        raise InvalidInput(("logo",), "The file is empty")
+    if len(data) > LOGO_MAX_BYTES:
+        raise InvalidInput(("logo",), f"The logo may be at most {LOGO_MAX_BYTES // 1024} KB")
+    content_type = logo_content_type(data)
+    digest = hashlib.sha256(data).hexdigest()
+    with write_transaction():
+        entity = get_entity_by_id(account_id, entity_id)
+        logo = db.session.get(BillingEntityLogo, entity.id)
+        before = {"sha256": logo.sha256} if logo else None
+        if logo is None:
+            logo = BillingEntityLogo(billing_entity_id=entity.id, account_id=account_id)
+            db.session.add(logo)
+        logo.content_type = content_type
+        logo.data = data
+        logo.sha256 = digest
+        logo.updated_at = utcnow()
+        audit.record(
+            account_id,
+            "billing_entity.logo_set",
+            "billing_entity",
+            entity.id,
+            before=before,
+            after={"sha256": digest, "content_type": content_type, "bytes": len(data)},
+        )
+    return logo
+
+
+def remove_logo(account_id: uuid.UUID, entity_id: uuid.UUID) -> None:
+    with write_transaction():
+        entity = get_entity_by_id(account_id, entity_id)
+        logo = db.session.get(BillingEntityLogo, entity.id)
+        if logo is not None:
+            db.session.delete(logo)
+            audit.record(
+                account_id,
+                "billing_entity.logo_removed",
+                "billing_entity",
+                entity.id,
+                before={"sha256": logo.sha256},
+            )
+
+
+def get_logo(account_id: uuid.UUID, entity_id: uuid.UUID) -> BillingEntityLogo:
+    """The logo of one of this account's entities, else NotFound."""
+    return get_scoped(BillingEntityLogo, account_id, "Logo", billing_entity_id=entity_id)
+
+
+def logo_digests(account_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """SHA-256 of each entity's logo (for cache-busting URLs), without loading the bytes."""
+    rows = db.session.execute(
+        select(BillingEntityLogo.billing_entity_id, BillingEntityLogo.sha256).where(
+            BillingEntityLogo.account_id == account_id
+        )
+    )
+    return {entity_id: digest for entity_id, digest in rows}

@@ -160,3 +160,7 @@ def resolve_rate_percent(
             )
         )
     return cache["org"]
+
+
+def get_tax_by_id(account_id: uuid.UUID, tax_id: uuid.UUID) -> TaxRate:
+    return get_scoped(TaxRate, account_id, "Tax", id=tax_id)
