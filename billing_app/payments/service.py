@@ -312,8 +312,16 @@ class CollectReport:
     skipped_no_method: int = 0
 
 
-def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> tuple[uuid.UUID, uuid.UUID, bool] | None:
-    """Claim one due invoice: (account, transaction, ...) or None when nothing is due.
+@dataclass(frozen=True)
+class _Claim:
+    invoice_id: uuid.UUID
+    account_id: uuid.UUID
+    transaction_id: uuid.UUID | None  # None: not charged (no method, or already claimed)
+    no_method: bool = False
+
+
+def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
+    """Claim one due invoice, or None when nothing is due.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED`, so parallel collectors never wait for or take the
     same invoice. SQLite: the BEGIN IMMEDIATE write lock serialises claims. Either way the
@@ -340,6 +348,14 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> tuple[uuid.UUID, uuid
         invoice = db.session.scalars(stmt).first()
         if invoice is None:
             return None
+        # The row is locked and fresh now; the subquery above may have used a snapshot
+        # from before another collector's claim committed, so look again.
+        if db.session.scalar(
+            select(func.count()).where(
+                Transaction.invoice_id == invoice.id, Transaction.state == "processing"
+            )
+        ):
+            return _Claim(invoice.id, invoice.account_id, None)
         sub = db.session.get(Subscription, invoice.subscription_id)
         method = db.session.get(PaymentMethod, sub.payment_method_id) if sub else None
         if method is None or method.state != "active":
@@ -352,9 +368,9 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> tuple[uuid.UUID, uuid
                 invoice.id,
                 after={"reason": "no active payment method"},
             )
-            return invoice.account_id, invoice.id, False
+            return _Claim(invoice.id, invoice.account_id, None, no_method=True)
         tx = claim(invoice, method)
-        return invoice.account_id, tx.id, True
+        return _Claim(invoice.id, invoice.account_id, tx.id)
 
 
 def collect_due(
@@ -370,14 +386,17 @@ def collect_due(
         claimed = _claim_next(now or utcnow(), seen)
         if claimed is None:
             break
-        account_id, ref, has_method = claimed
-        if not has_method:
-            report.skipped_no_method += 1
-            seen.add(ref)
+        seen.add(claimed.invoice_id)
+        if claimed.transaction_id is None:
+            report.skipped_no_method += claimed.no_method
             continue
         report.attempted += 1
         outcome = charge_and_record(
-            account_id, ref, instant=False, dunning=True, retry_days=retry_days
+            claimed.account_id,
+            claimed.transaction_id,
+            instant=False,
+            dunning=True,
+            retry_days=retry_days,
         )
         if outcome.approved:
             report.settled += 1
