@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, redirect, render_template, request, url_for
 
 from .config import load_config
-from .extensions import db, migrate
+from .extensions import csrf, db, login_manager, migrate
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -31,6 +31,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_resource_dir("migrations")))
+    csrf.init_app(app)
+    login_manager.init_app(app)
     from . import models  # noqa: F401  (every table registered for Alembic)
 
     with app.app_context():
@@ -55,14 +57,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(billing_cli)
     _register_error_pages(app)
 
+    from .web import exempt_json_api_from_csrf, init_web
+
+    init_web(app)
+
     @app.get("/")
-    def index() -> str:
-        return render_template("index.html")
+    def index() -> Any:
+        """The start page is the invoice list (which asks for a sign-in first)."""
+        return redirect(url_for("invoices.list_invoices"))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    exempt_json_api_from_csrf(app)  # last: after every /v1 blueprint is registered
     return app
 
 

@@ -1,0 +1,109 @@
+"""The browser app: server-rendered pages over the same services as the JSON API.
+
+One blueprint per area (auth, invoices, customers, settings), each with `routes.py` and
+`forms.py`; templates live in the top-level `templates/` (partials are `_underscored` and
+included by their page, so one template serves the whole page and the htmx fragment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from flask import Flask, Response, current_app, g, request
+
+from ..extensions import csrf, login_manager
+from .common import SessionUser, register_template_helpers
+
+
+def init_web(app: Flask) -> None:
+    """Sign-in, CSRF, the page blueprints, template helpers and security headers."""
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
+    # CSRF is checked by _check_csrf below, which also lets unknown /v1 paths answer the
+    # API's 404/405 instead of a CSRF error.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(_check_csrf)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(_load_user)
+
+    from .auth.routes import bp as auth_bp
+    from .customers.routes import bp as customers_bp
+    from .invoices.routes import bp as invoices_bp
+    from .settings.routes import bp as settings_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(invoices_bp, url_prefix="/invoices")
+    app.register_blueprint(customers_bp, url_prefix="/customers")
+    app.register_blueprint(settings_bp, url_prefix="/settings")
+    register_template_helpers(app)
+    app.after_request(_security_headers)
+
+
+def exempt_json_api_from_csrf(app: Flask) -> None:
+    """Exempt every blueprint that serves /v1 from CSRF: API clients authenticate with keys
+    in a header, never with the session cookie, so a forged cross-site request carries no
+    credentials. Call after the last blueprint is registered."""
+    for rule in app.url_map.iter_rules():
+        if rule.rule == "/v1" or rule.rule.startswith("/v1/"):
+            name = rule.endpoint.rpartition(".")[0]
+            if name in app.blueprints:
+                csrf.exempt(app.blueprints[name])
+
+
+def _check_csrf() -> None:
+    """Every state-changing request outside the JSON API carries the session's CSRF token
+    (a form field, or the X-CSRFToken header htmx sends)."""
+    if request.path == "/v1" or request.path.startswith("/v1/"):
+        return
+    if request.method in current_app.config.get(
+        "WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")
+    ):
+        csrf.protect(apply_exemptions=True)
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Part of the session id: changing the password signs out every other session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _load_user(session_id: str) -> SessionUser | None:
+    from ..accounts.service import load_signed_in_user
+
+    raw_id, _, fingerprint = session_id.partition(".")
+    try:
+        user_id = uuid.UUID(raw_id)
+    except ValueError:
+        return None
+    found = load_signed_in_user(user_id)
+    if found is None:
+        return None
+    user, account = found
+    if fingerprint != password_fingerprint(user.password_hash):
+        return None
+    g.account = account
+    return SessionUser(user, account, password_fingerprint(user.password_hash))
+
+
+# Pages load only their own script and styles; htmx runs without eval (see base.html).
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        # One URL answers a whole page or an htmx fragment: caches must keep them apart.
+        response.vary.add("HX-Request")
+        if "Cache-Control" not in response.headers:
+            # Pages of a signed-in user hold customer and money data: keep them out of caches.
+            response.headers["Cache-Control"] = "no-store" if g.get("account") else "no-cache"
+    return response

@@ -1,0 +1,210 @@
+"""What every page blueprint shares: the signed-in user, sign-in enforcement, htmx
+detection, error pages for domain errors, copying service errors onto form fields, and
+the template filters for money (Babel, the customer's locale) and dates (the account's
+time zone)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import UserMixin, current_user
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import NotFound as HTTPNotFound
+
+from ..accounts.models import Account, User
+from ..audit.service import Actor, set_actor
+from ..database import decimal_to_str
+from ..errors import DomainError, InvalidInput, NotFound
+from ..invoices.models import DRAFT, FAILED, OPEN, PAID, VOID
+from ..money import format_money, format_unit_amount, fraction_to_percent
+
+STATE_LABELS = {DRAFT: "Draft", OPEN: "Open", PAID: "Paid", FAILED: "Failed", VOID: "Void"}
+
+
+class SessionUser(UserMixin):
+    """The signed-in user as the pages see it: the User row's fields and its Account."""
+
+    def __init__(self, user: User, account: Account, fingerprint: str):
+        self.id = user.id
+        self.email = user.email
+        self.name = user.name
+        self.account_id = user.account_id
+        self.account = account
+        self._fingerprint = fingerprint
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self._fingerprint}"
+
+
+def account_id() -> uuid.UUID:
+    """The signed-in user's account: every page is scoped to it."""
+    return current_user.account_id
+
+
+def account() -> Account:
+    return current_user.account
+
+
+def is_htmx() -> bool:
+    """An htmx request that wants a fragment (a history restore wants the whole page)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+        and request.headers.get("HX-Boosted") != "true"
+    )
+
+
+def render(
+    page_template: str, fragment_template: str | None = None, /, status: int = 200, **context: Any
+) -> Any:
+    """The whole page, or for an htmx request the fragment the page includes."""
+    template = fragment_template if fragment_template and is_htmx() else page_template
+    return render_template(template, **context), status
+
+
+def safe_next(target: str | None) -> str | None:
+    """A `next` URL only if it stays on this site (no open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target:
+        return None
+    return target
+
+
+def _require_sign_in() -> Any:
+    if not current_user.is_authenticated:
+        target = url_for("auth.sign_in", next=request.full_path.rstrip("?"))
+        if request.headers.get("HX-Request") == "true":
+            # htmx would swap a sign-in page into a fragment; send the browser there.
+            return Response(status=401, headers={"HX-Redirect": target})
+        return redirect(target)
+    from ..api.core import request_id
+
+    set_actor(Actor("user", str(current_user.id), request_id()))
+    return None
+
+
+def page_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint whose every page needs a signed-in user and answers the service's
+    NotFound (another account's object included) with the 404 page."""
+    bp = Blueprint(name, import_name)
+    bp.before_request(_require_sign_in)
+
+    @bp.errorhandler(NotFound)
+    def _not_found(exc: NotFound) -> Any:
+        return render_template("error.html", error=HTTPNotFound(exc.message)), 404
+
+    return bp
+
+
+def apply_domain_error(
+    form: FlaskForm, exc: DomainError, fields: Mapping[str, str] | None = None
+) -> None:
+    """Show a service's error on the field it names (InvalidInput's `loc`, mapped through
+    `fields` where the form calls it differently), else at the top of the form."""
+    target = None
+    if isinstance(exc, InvalidInput):
+        names = [str(part) for part in exc.loc if isinstance(part, str)]
+        for name in reversed(names):
+            name = (fields or {}).get(name, name)
+            if name in form._fields:
+                target = form._fields[name]
+                break
+    elif fields and type(exc).__name__ in fields:
+        target = form._fields.get(fields[type(exc).__name__])
+    if target is not None:
+        target.errors = [*target.errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+# ---------------------------------------------------------------- dates in the account's zone
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def account_zone() -> ZoneInfo:
+    acct = g.get("account")
+    return _zone(acct.timezone if acct is not None and acct.timezone else "UTC")
+
+
+def local_date(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(account_zone()).strftime("%Y-%m-%d")
+
+
+def local_datetime(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(account_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def start_of_local_day(day: date) -> datetime:
+    """Midnight of a calendar day in the account's time zone, as an aware datetime."""
+    return datetime.combine(day, time(0), tzinfo=account_zone())
+
+
+def local_day_bounds(first: date | None, last: date | None) -> tuple[datetime | None, ...]:
+    """[first 00:00, the day after `last` 00:00) in the account's zone."""
+    return (
+        start_of_local_day(first) if first else None,
+        start_of_local_day(last + timedelta(days=1)) if last else None,
+    )
+
+
+# ---------------------------------------------------------------- templates
+
+
+def percent(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    text = format(value.normalize(), "f")
+    return f"{text} %"
+
+
+HISTORY_LABELS = {
+    "invoice.created": "Created",
+    "invoice.finalized": "Finalized",
+    "invoice.paid": "Marked paid",
+    "invoice.voided": "Voided",
+    "invoice.deleted": "Deleted",
+    "invoice.updated": "Due date changed",
+    "invoice.lines_replaced": "Lines changed",
+}
+
+
+def register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        money=format_money,
+        unit_money=format_unit_amount,
+        decimal=decimal_to_str,
+        local_date=local_date,
+        local_datetime=local_datetime,
+        percent=percent,
+        rate_percent=lambda fraction: percent(fraction_to_percent(fraction)),
+        state_label=lambda state: STATE_LABELS.get(state, state),
+        history_label=lambda action: HISTORY_LABELS.get(
+            action, action.split(".")[-1].replace("_", " ").capitalize()
+        ),
+    )
+    app.jinja_env.globals.update(is_htmx=is_htmx)

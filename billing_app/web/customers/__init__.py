@@ -1,0 +1,1 @@
+"""Customer pages: list, create, edit, their invoices."""

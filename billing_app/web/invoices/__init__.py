@@ -1,0 +1,1 @@
+"""Invoice pages: list, detail, actions, one-off entry."""

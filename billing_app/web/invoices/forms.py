@@ -1,0 +1,194 @@
+"""Invoice forms. They check shape only (a number is a number, a quantity is positive,
+at most 6 decimals, as the API schema does); business rules are the services' and their
+errors are copied onto these fields by the routes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    SearchField,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import Length, Optional
+
+from ...invoices.service import MAX_LINES, LineDraft
+from ...money import (
+    MoneyError,
+    decimal_places,
+    is_known_currency,
+    parse_typed_decimal,
+    unit_major_to_minor,
+)
+
+MAX_ABS = Decimal(10) ** 15
+MAX_DECIMALS = 6
+
+STATUS_CHOICES = [
+    ("", "All statuses"),
+    ("draft", "Draft"),
+    ("open", "Open"),
+    ("unpaid", "Unpaid (open or failed)"),
+    ("paid", "Paid"),
+    ("failed", "Failed"),
+    ("void", "Void"),
+]
+SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("-number", "Number, descending"),
+    ("number", "Number, ascending"),
+    ("-total", "Total (highest first)"),
+    ("total", "Total (lowest first)"),
+]
+
+
+class InvoiceFilterForm(Form):
+    """The list's filters, read from the query string (a GET form: no CSRF needed)."""
+
+    q = SearchField("Search number or customer", [Optional(), Length(max=100)])
+    status = SelectField("Status", choices=STATUS_CHOICES, default="")
+    date_from = DateField("Created from", [Optional()])
+    date_to = DateField("Created to", [Optional()])
+    sort = SelectField("Sort", choices=SORT_CHOICES, default="-created")
+
+
+class LineForm(Form):
+    """One line row. Every field is text so that what was typed comes back as typed."""
+
+    description = StringField("Description", [Length(max=1000)])
+    quantity = StringField("Quantity", default="1")
+    unit_price = StringField("Unit price")
+    vat = SelectField("VAT", choices=[("", "Default")], validate_choice=False, default="")
+
+    def is_blank(self) -> bool:
+        return not any((f.data or "").strip() for f in (self.description, self.unit_price)) and (
+            self.quantity.data or ""
+        ).strip() in ("", "1")
+
+
+class InvoiceForm(FlaskForm):
+    """Header and line rows of a one-off invoice. Choices are filled per request."""
+
+    customer_id = SelectField("Customer", choices=[], validate_choice=False)
+    billing_entity_id = SelectField("Billing entity", choices=[], validate_choice=False)
+    currency = SelectField("Currency", choices=[], validate_choice=False)
+    due_date = DateField("Due date", [Optional()])
+    lines = FieldList(FormField(LineForm), min_entries=1, max_entries=MAX_LINES)
+
+
+@dataclass
+class ParsedLines:
+    # (row index in the form, the line as the service takes it)
+    drafts: list[tuple[int, LineDraft]]
+    has_errors: bool
+
+
+def _number(field: StringField, label: str, *, positive: bool = False) -> Decimal | None:
+    text = (field.data or "").strip()
+    if not text:
+        field.errors = [*field.errors, f"Enter a {label}."]
+        return None
+    try:
+        value = parse_typed_decimal(text)
+    except MoneyError:
+        field.errors = [*field.errors, "Not a number (write it like 1234.50)."]
+        return None
+    if abs(value) > MAX_ABS:
+        field.errors = [*field.errors, "This number is too large."]
+        return None
+    if positive and value <= 0:
+        field.errors = [*field.errors, f"The {label} must be greater than 0."]
+        return None
+    return value
+
+
+def parse_lines(form: InvoiceForm, currency: str | None, vat_percents: set[str]) -> ParsedLines:
+    """LineDrafts of the rows that are not blank, errors put on the fields of those that
+    are malformed. Blank rows (nothing typed) are skipped: a new row is not an error."""
+    drafts: list[tuple[int, LineDraft]] = []
+    has_errors = False
+    for index, entry in enumerate(form.lines.entries):
+        line: LineForm = entry.form
+        if line.is_blank():
+            continue
+        ok = line.validate()
+        description = (line.description.data or "").strip()
+        if not description:
+            line.description.errors = [*line.description.errors, "Enter a description."]
+            ok = False
+        quantity = _number(line.quantity, "quantity", positive=True)
+        if quantity is not None and decimal_places(quantity) > MAX_DECIMALS:
+            line.quantity.errors = [*line.quantity.errors, "At most 6 decimals."]
+            quantity = None
+        unit_minor = None
+        price = _number(line.unit_price, "unit price")
+        if price is not None and currency:
+            unit_minor = unit_major_to_minor(price, currency)
+            if decimal_places(unit_minor) > MAX_DECIMALS:
+                line.unit_price.errors = [
+                    *line.unit_price.errors,
+                    "Too many decimals for a price (at most 6 beyond the smallest coin).",
+                ]
+                unit_minor = None
+        vat = line.vat.data or ""
+        if vat and vat not in vat_percents:
+            line.vat.errors = [*line.vat.errors, "Choose one of the listed VAT rates."]
+            ok = False
+        if not ok or quantity is None or unit_minor is None:
+            has_errors = True
+            continue
+        drafts.append(
+            (
+                index,
+                LineDraft(
+                    description=description,
+                    quantity=quantity,
+                    unit_amount=unit_minor,
+                    tax_percent=Decimal(vat) if vat else None,
+                ),
+            )
+        )
+    return ParsedLines(drafts, has_errors)
+
+
+def parse_uuid_field(field: SelectField, message: str) -> uuid.UUID | None:
+    value = (field.data or "").strip()
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        field.errors = [*field.errors, message]
+        return None
+
+
+def parse_currency(field: SelectField) -> str | None:
+    value = (field.data or "").strip().upper()
+    if not value:
+        return None
+    if not is_known_currency(value):
+        field.errors = [*field.errors, "Choose a currency from the list."]
+        return None
+    return value
+
+
+class MarkPaidForm(FlaskForm):
+    paid_on = DateField("Paid on", [Optional()])
+
+
+class ConfirmForm(FlaskForm):
+    """An action button: the CSRF token is all it carries."""
+
+
+def today_or_none(day: date | None, today: date) -> date | None:
+    return None if day is None or day == today else day

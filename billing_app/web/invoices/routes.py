@@ -1,0 +1,474 @@
+"""Invoice pages: the list, the detail with its lifecycle actions, and the one-off entry
+form (new and draft edit). Every figure comes from the invoice services; the entry form's
+totals are `preview_totals`, the same function the saved invoice's totals come from."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+
+from ...accounts import service as accounts
+from ...audit import service as audit
+from ...crud import parse_uuid
+from ...customers import service as customers
+from ...customers.models import Customer
+from ...database import decimal_to_str
+from ...entities import service as entities
+from ...errors import DomainError, InvalidInput, InvalidState, NotFound
+from ...invoices import calc
+from ...invoices import service as invoices
+from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice, InvoiceLine
+from ...money import invoiceable_currencies, unit_minor_to_major
+from ...taxes import service as taxes
+from ..common import (
+    account_id,
+    account_zone,
+    is_htmx,
+    local_day_bounds,
+    page_blueprint,
+    render,
+    start_of_local_day,
+)
+from .forms import (
+    InvoiceFilterForm,
+    InvoiceForm,
+    MarkPaidForm,
+    parse_currency,
+    parse_lines,
+    parse_uuid_field,
+    today_or_none,
+)
+
+bp = page_blueprint("invoices", __name__)
+
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "": (),
+    "draft": (DRAFT,),
+    "open": (OPEN,),
+    "unpaid": (OPEN, FAILED),
+    "paid": (PAID,),
+    "failed": (FAILED,),
+    "void": (VOID,),
+}
+PAGE_SIZE = 50
+
+
+@bp.errorhandler(InvalidState)
+def _refused(exc: InvalidState) -> Any:
+    """An action the invoice's state does not allow (also when posted by hand): 409."""
+    invoice_id = (request.view_args or {}).get("invoice_id")
+    return render_template("invoices/refused.html", message=exc.message, invoice_id=invoice_id), 409
+
+
+# ---------------------------------------------------------------- list
+
+
+@bp.get("/")
+def list_invoices() -> Any:
+    """Invoices with filters, sorting and keyset paging; htmx gets the results only."""
+    aid = account_id()
+    form = InvoiceFilterForm(request.args)
+    form.validate()
+    sort = request.args.get("sort", "-created")
+    if sort not in dict(form.sort.choices):
+        sort = "-created"
+    status = form.status.data if form.status.data in STATUS_FILTERS else ""
+    customer = None
+    if request.args.get("customer"):
+        customer = customers.get_customer(aid, parse_uuid(request.args["customer"], "Customer"))
+    created_from, created_before = local_day_bounds(
+        form.date_from.data if not form.date_from.errors else None,
+        form.date_to.data if not form.date_to.errors else None,
+    )
+    search = invoices.InvoiceSearch(
+        states=STATUS_FILTERS[status],
+        customer_id=customer.id if customer else None,
+        created_from=created_from,
+        created_before=created_before,
+        text=form.q.data or "",
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+        after=request.args.get("after") or None,
+        before=request.args.get("before") or None,
+        limit=PAGE_SIZE,
+    )
+    try:
+        result = invoices.search_invoices(aid, search)
+    except InvalidInput:
+        # A page link from another sort or an edited URL: start from the first page.
+        result = invoices.search_invoices(aid, replace(search, after=None, before=None))
+    filtered = bool(status or customer or created_from or created_before or search.text)
+    return render(
+        "invoices/list.html",
+        "invoices/_results.html",
+        form=form,
+        page=result,
+        sort=sort,
+        customer=customer,
+        filtered=filtered,
+        list_args=_list_args(),
+    )
+
+
+def _list_args() -> dict[str, str]:
+    """The list's current query without its paging cursors."""
+    return {
+        k: v for k, v in request.args.items() if k not in ("after", "before") and v not in ("",)
+    }
+
+
+# ---------------------------------------------------------------- detail and actions
+
+
+def _invoice(invoice_id: str) -> Invoice:
+    return invoices.get_invoice(account_id(), parse_uuid(invoice_id, "Invoice"))
+
+
+@bp.get("/<invoice_id>")
+def invoice_detail(invoice_id: str) -> Any:
+    """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
+    aid = account_id()
+    invoice = _invoice(invoice_id)
+    customer = customers.get_customer(aid, invoice.customer_id)
+    entity = entities.get_entity_by_id(aid, invoice.billing_entity_id)
+    history = audit.history(aid, "invoice", invoice.id)
+    actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in history])
+    return render_template(
+        "invoices/detail.html",
+        invoice=invoice,
+        customer=customer,
+        entity=entity,
+        breakdown=invoices.tax_breakdown(invoice),
+        history=history,
+        actors=actors,
+        pay_form=MarkPaidForm(),
+        locale=customer.document_locale,
+    )
+
+
+def _done(invoice: Invoice, message: str) -> Any:
+    flash(message, "success")
+    return redirect(url_for("invoices.invoice_detail", invoice_id=invoice.id))
+
+
+@bp.post("/<invoice_id>/finalize")
+def finalize(invoice_id: str) -> Any:
+    """Draft -> open: the invoice gets its number."""
+    invoice = invoices.finalize_invoice(account_id(), parse_uuid(invoice_id, "Invoice"))
+    return _done(invoice, f"Invoice {invoice.invoice_number} is finalized.")
+
+
+@bp.post("/<invoice_id>/pay")
+def mark_paid(invoice_id: str) -> Any:
+    """Open or failed -> paid, on the day given (today when left empty)."""
+    form = MarkPaidForm()
+    iid = parse_uuid(invoice_id, "Invoice")
+    paid_at: datetime | None = None
+    if form.validate() and form.paid_on.data:
+        today = datetime.now(account_zone()).date()
+        day = today_or_none(form.paid_on.data, today)
+        paid_at = start_of_local_day(day) if day else None
+    elif form.errors:
+        flash("Enter the payment date as a date.", "error")
+        return redirect(url_for("invoices.invoice_detail", invoice_id=iid))
+    try:
+        invoice = invoices.mark_paid(account_id(), iid, paid_at)
+    except InvalidInput as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("invoices.invoice_detail", invoice_id=iid))
+    return _done(invoice, f"Invoice {invoice.invoice_number} is marked paid.")
+
+
+@bp.post("/<invoice_id>/void")
+def void(invoice_id: str) -> Any:
+    """Void (never a paid invoice); the invoice keeps its number."""
+    invoice = invoices.void_invoice(account_id(), parse_uuid(invoice_id, "Invoice"))
+    return _done(invoice, f"Invoice {invoice.invoice_number} is void.")
+
+
+@bp.post("/<invoice_id>/delete")
+def delete(invoice_id: str) -> Any:
+    """Delete a draft (numbered invoices are kept forever)."""
+    invoice = _invoice(invoice_id)
+    invoices.delete_draft(account_id(), invoice.id)
+    flash(f"Draft {invoice.invoice_number} is deleted.", "success")
+    return redirect(url_for("invoices.list_invoices"))
+
+
+# ---------------------------------------------------------------- one-off entry
+
+
+@dataclass
+class Entry:
+    """Everything the entry form shows besides the form itself."""
+
+    form: InvoiceForm
+    invoice: Invoice | None
+    customer: Customer | None
+    currency: str | None
+    customer_q: str = ""
+    customer_options: list[Customer] = field(default_factory=list)
+    totals: calc.Totals | None = None
+    # Line as it would be stored, by the row's field name prefix (lines-3).
+    amounts: dict[str, InvoiceLine] = field(default_factory=dict)
+    note: str = ""
+    has_errors: bool = False
+
+    @property
+    def locale(self) -> str:
+        return self.customer.document_locale if self.customer else "en"
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new_invoice() -> Any:
+    """Enter a one-off invoice: customer, billing entity, currency, due date, line rows."""
+    return _entry(None)
+
+
+@bp.route("/<invoice_id>/edit", methods=["GET", "POST"])
+def edit_invoice(invoice_id: str) -> Any:
+    """Edit a draft's due date and lines. Anything but a draft answers 409."""
+    invoice = _invoice(invoice_id)
+    invoices.ensure_editable(invoice)
+    return _entry(invoice)
+
+
+@bp.get("/new/customer-options")
+def customer_options() -> Any:
+    """The customer picker's options matching a search (htmx); a plain request gets the
+    entry page with the search applied."""
+    q = request.args.get("customer_q", "")
+    if not is_htmx():
+        return redirect(url_for("invoices.new_invoice", customer_q=q))
+    aid = account_id()
+    options = customers.find_customers(aid, q, limit=50)
+    selected = _selected_customer(aid, request.args.get("customer_id"), options)
+    if selected is not None and selected not in options:
+        options.insert(0, selected)
+    return render_template(
+        "invoices/_customer_options.html", options=options, selected=selected, customer_q=q
+    )
+
+
+def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Customer]) -> Customer | None:
+    if not raw:
+        return None
+    for c in options:
+        if str(c.id) == raw:
+            return c
+    try:
+        return customers.get_customer(aid, parse_uuid(raw, "Customer"))
+    except NotFound:
+        return None
+
+
+def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str]]:
+    choices = [("", "Default")]
+    seen: set[str] = set()
+    # Sorted here by number: the rate column is text, so ORDER BY would put 10 before 5.
+    for tax in sorted(taxes.list_taxes(aid, 0, 500, "code"), key=lambda t: t.rate):
+        value = decimal_to_str(tax.rate)
+        if value not in seen:
+            seen.add(value)
+            choices.append((value, f"{tax.name} ({value} %)"))
+    # Keep a rate an existing draft uses even if no tax rate of the account has it (API).
+    for line in invoice.lines if invoice else []:
+        value = decimal_to_str(line.tax_rate)
+        if value not in seen:
+            seen.add(value)
+            choices.append((value, f"{value} %"))
+    return choices
+
+
+def _prefill(form: InvoiceForm, invoice: Invoice) -> None:
+    form.due_date.data = (
+        invoice.due_at.astimezone(account_zone()).date() if invoice.due_at else None
+    )
+    while form.lines.entries:
+        form.lines.pop_entry()
+    for line in invoice.lines:
+        form.lines.append_entry(
+            {
+                "description": line.description,
+                "quantity": decimal_to_str(line.quantity),
+                "unit_price": decimal_to_str(
+                    unit_minor_to_major(line.unit_amount, invoice.currency)
+                ),
+                "vat": decimal_to_str(line.tax_rate),
+            }
+        )
+    if not invoice.lines:
+        form.lines.append_entry()
+
+
+def _entry(invoice: Invoice | None) -> Any:
+    aid = account_id()
+    form = InvoiceForm()
+    posted = request.method == "POST"
+    action = request.form.get("action", "recalc") if posted else ""
+    removed = request.form.get("remove_line") if posted else None
+    if removed is not None:
+        action = "remove_line"
+        form.lines.entries = [e for e in form.lines.entries if e.name != f"lines-{removed}"]
+    if not posted and invoice is not None:
+        _prefill(form, invoice)
+    if action == "add_line":
+        form.lines.append_entry()
+
+    vat_choices = _vat_choices(aid, invoice)
+    for entry in form.lines.entries:
+        entry.form.vat.choices = vat_choices
+    form.billing_entity_id.choices = [("", "The customer's default")] + [
+        (str(e.id), e.name) for e in entities.list_entities(aid, 0, 100, "name")
+    ]
+    form.currency.choices = [("", "The customer's currency")] + [
+        (code, f"{code}: {name}") for code, name in invoiceable_currencies()
+    ]
+    # Before anything else puts errors on fields: validate() starts every field afresh.
+    form_valid = form.validate() if posted else True
+
+    header_ok = True
+    if invoice is not None:
+        customer: Customer | None = customers.get_customer(aid, invoice.customer_id)
+        currency: str | None = invoice.currency
+        entity_id: uuid.UUID | None = invoice.billing_entity_id
+        customer_q = ""
+        options: list[Customer] = []
+    else:
+        customer_q = request.values.get("customer_q", "")
+        options = customers.find_customers(aid, customer_q, limit=50)
+        if not posted and request.args.get("customer"):
+            form.customer_id.data = request.args["customer"]
+        customer = _selected_customer(aid, form.customer_id.data, options)
+        if form.customer_id.data and customer is None:
+            form.customer_id.errors = ["Choose a customer from the list."]
+            header_ok = False
+        if customer is not None and customer not in options:
+            options.insert(0, customer)
+        form.customer_id.choices = [("", "Choose a customer…")] + [
+            (str(c.id), f"{c.name} ({c.external_id})") for c in options
+        ]
+        entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
+        currency = parse_currency(form.currency) or (customer.currency if customer else None)
+        header_ok = header_ok and not form.billing_entity_id.errors and not form.currency.errors
+
+    entry = Entry(form, invoice, customer, currency, customer_q, options)
+    parsed = parse_lines(form, currency, {v for v, _ in vat_choices if v})
+    drafts = [d for _, d in parsed.drafts]
+    if customer is not None and drafts and header_ok:
+        try:
+            lines, entry.totals = invoices.preview_totals(aid, customer.id, entity_id, drafts)
+            entry.amounts = {
+                form.lines.entries[row].name: line
+                for (row, _), line in zip(parsed.drafts, lines, strict=True)
+            }
+        except DomainError as exc:
+            _show_invoice_error(form, exc, parsed.drafts)
+    if customer is None:
+        entry.note = "Choose a customer to see the totals."
+    elif not drafts:
+        entry.note = "Add a line to see the totals."
+    elif parsed.has_errors:
+        entry.note = "Lines with errors are not counted until they are corrected."
+
+    if action in ("save", "finalize") and posted:
+        if form_valid and header_ok and not parsed.has_errors and not _has_errors(form):
+            saved = _save(form, entry, entity_id, parsed.drafts, finalize=action == "finalize")
+            if saved is not None:
+                verb = "finalized" if saved.state != DRAFT else "saved as a draft"
+                flash(f"Invoice {saved.invoice_number} is {verb}.", "success")
+                return redirect(url_for("invoices.invoice_detail", invoice_id=saved.id))
+        elif customer is None and invoice is None and not form.customer_id.errors:
+            form.customer_id.errors = ["Choose a customer."]
+        if not drafts and not parsed.has_errors and not form.form_errors:
+            form.form_errors.append("Add at least one line.")
+    entry.has_errors = _has_errors(form)
+    status = 422 if entry.has_errors and posted else 200
+
+    if is_htmx() and posted:
+        fragment = {
+            "add_line": "invoices/_line_added.html",
+            "remove_line": "invoices/_recalc.html",
+        }.get(action, "invoices/_recalc.html")
+        new_row = form.lines.entries[-1] if action == "add_line" else None
+        return render_template(fragment, e=entry, new_row=new_row), status
+    return render_template("invoices/form.html", e=entry), status
+
+
+def _has_errors(form: InvoiceForm) -> bool:
+    if form.form_errors:
+        return True
+    for name, f in form._fields.items():
+        if name == "lines":
+            if any(sub.errors for entry in form.lines.entries for sub in entry.form):
+                return True
+        elif name != "csrf_token" and f.errors:
+            return True
+    return False
+
+
+def _save(
+    form: InvoiceForm,
+    entry: Entry,
+    entity_id: uuid.UUID | None,
+    drafts: list[tuple[int, invoices.LineDraft]],
+    *,
+    finalize: bool,
+) -> Invoice | None:
+    aid = account_id()
+    due_at = start_of_local_day(form.due_date.data) if form.due_date.data else None
+    lines = [d for _, d in drafts]
+    if not lines:
+        return None
+    try:
+        if entry.invoice is not None:
+            return invoices.edit_draft(
+                aid, entry.invoice.id, due_at=due_at, drafts=lines, finalize=finalize
+            )
+        assert entry.customer is not None and entry.currency is not None
+        req = invoices.OneOffInvoiceRequest(
+            customer_id=entry.customer.id,
+            currency=entry.currency,
+            lines=lines,
+            due_at=due_at,
+            billing_entity_id=entity_id,
+        )
+        if finalize:
+            return invoices.issue_one_off_invoice(aid, req)
+        return invoices.create_one_off_invoice(aid, req)
+    except DomainError as exc:
+        _show_invoice_error(form, exc, drafts)
+        return None
+
+
+_LINE_FIELDS = {"amount": "unit_price", "unit_price": "unit_price", "quantity": "quantity"}
+
+
+def _show_invoice_error(
+    form: InvoiceForm, exc: DomainError, drafts: list[tuple[int, invoices.LineDraft]]
+) -> None:
+    """A service error on the field it concerns: a line's (by the service's line index),
+    the customer, the billing entity, or the top of the form."""
+    if isinstance(exc, InvalidInput) and len(exc.loc) >= 2 and exc.loc[0] == "line_items":
+        index = exc.loc[1]
+        if isinstance(index, int) and 0 <= index < len(drafts):
+            row = drafts[index][0]
+            line_form = form.lines.entries[row].form
+            name = _LINE_FIELDS.get(str(exc.loc[-1]), "description")
+            target = line_form[name]
+            target.errors = [*target.errors, exc.message]
+            return
+    if isinstance(exc, NotFound) and exc.resource == "Customer":
+        form.customer_id.errors = [*form.customer_id.errors, "Choose a customer from the list."]
+        return
+    if isinstance(exc, NotFound) and exc.resource == "Billing entity":
+        form.billing_entity_id.errors = [
+            *form.billing_entity_id.errors,
+            "Choose a billing entity from the list.",
+        ]
+        return
+    form.form_errors.append(exc.message)

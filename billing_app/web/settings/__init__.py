@@ -1,0 +1,1 @@
+"""Settings pages: account, billing entities, tax rates, API keys."""
