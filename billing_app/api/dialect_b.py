@@ -57,9 +57,14 @@ ERRORS: dict[int, tuple[str, int]] = {
     82: ("Invoice wrong state", 400),
     83: ("Discount not found", 404),
     86: ("Coupon not found or not eligible", 404),
+    87: ("Coupon already used", 400),
+    88: ("Coupon code already exists", 400),
     95: ("Subscription on hold", 400),
     97: ("Subscription not on hold", 400),
     113: ("Add-on not found", 404),
+    114: ("Add-on already added to subscription", 400),
+    115: ("Add-on quantity not allowed for on-off add-on type", 400),
+    116: ("Add-on not eligible for subscription plan", 400),
 }
 
 NOT_FOUND_CODES = {
@@ -73,6 +78,9 @@ NOT_FOUND_CODES = {
     "Discount": 83,
     "Coupon": 86,
     "Add-on": 113,
+    "Metric": 8,
+    "Charge": 8,
+    "Usage event": 8,
 }
 
 
@@ -137,8 +145,7 @@ def error_response(exc: BaseException) -> Response | None:
     return None
 
 
-DIALECT = Dialect(name="B", error_response=error_response,
-                  validation_response=validation_response)
+DIALECT = Dialect(name="B", error_response=error_response, validation_response=validation_response)
 
 
 def make_blueprint(name: str) -> Blueprint:
