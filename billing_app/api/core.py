@@ -266,13 +266,14 @@ def idempotency_begin(account_id: uuid.UUID) -> IdempotencyState:
 
 
 def idempotency_finish(state: IdempotencyState, response: Response | None) -> None:
-    """Store a completed response; forget the key when the request failed validation
-    (422), auth, or the server (5xx), so the client can fix and retry with it."""
+    """Store a completed response; forget the key when there is none to store (the
+    request failed validation: the caller passes None) or the server failed (5xx), so the
+    client can fix and retry with the same key."""
     if state.record_id is None:
         return
     db.session.rollback()
     with write_transaction():
-        if response is None or response.status_code == 422 or response.status_code >= 500:
+        if response is None or response.status_code >= 500:
             db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == state.record_id))
             return
         db.session.execute(

@@ -9,10 +9,12 @@ import contextlib
 import re
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from flask import g
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..customers.models import Customer
 from ..errors import NotFound
@@ -21,6 +23,7 @@ from ..invoices import calc
 from ..invoices import service as invoices
 from ..invoices.models import DIALECT_B_STATE, OPEN, Invoice
 from ..money import percent_to_fraction
+from ..paging import paged
 from ..payments import service as payments
 from ..payments.models import PaymentMethod, Transaction
 from ..subscriptions import invoicing
@@ -30,6 +33,7 @@ from . import schemas_b_invoice as s
 from .blueprint_b import bp
 from .core import JsonNumber, iso
 from .dialect_b import endpoint
+from .paging import Page, page_body
 
 B_ORIGIN = {"one_off": "ondemand", "usage": "metered_billing_product"}
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -297,6 +301,61 @@ def create_subscription_invoice(handle: str, body: s.SubscriptionInvoiceCreate) 
     plan = invoicing.create_subscription_invoice(account_id, handle, to_request(body))
     invoicing.charge_after_create(account_id, plan)
     return one(invoices.get_invoice(account_id, plan.invoice_id))
+
+
+STATE_FILTERS = {
+    "created": (Invoice.state == "draft",),
+    "pending": (Invoice.state == OPEN, Invoice.dunning.is_(False)),
+    "dunning": (Invoice.state == OPEN, Invoice.dunning.is_(True)),
+    "settled": (Invoice.state == "paid",),
+    "cancelled": (Invoice.state == "void",),
+    "failed": (Invoice.state == "failed",),
+}
+
+
+@endpoint(
+    bp,
+    "/invoice",
+    "GET",
+    summary="List invoices",
+    query=s.InvoiceListQuery,
+    response=Page[s.InvoiceB],
+    tags=("Subscription invoices",),
+    errors={401: "Not authenticated (6)"},
+)
+def list_invoices(query: s.InvoiceListQuery) -> dict[str, Any]:
+    """Invoices newest first, filtered by state, customer handle or subscription handle;
+    paged with `size` and `next_page_token`."""
+    account_id = _account().id
+    stmt = select(Invoice).where(Invoice.account_id == account_id)
+    if query.state:
+        stmt = stmt.where(*STATE_FILTERS[query.state])
+    if query.customer is not None:
+        stmt = stmt.where(
+            Invoice.customer_id.in_(
+                select(Customer.id).where(
+                    Customer.account_id == account_id, Customer.external_id == query.customer
+                )
+            )
+        )
+    if query.subscription is not None:
+        stmt = stmt.where(
+            Invoice.subscription_id.in_(
+                select(Subscription.id).where(
+                    Subscription.account_id == account_id,
+                    Subscription.handle == query.subscription,
+                )
+            )
+        )
+    rows, token = paged(
+        stmt.options(selectinload(Invoice.lines)), Invoice, query.size, query.next_page_token
+    )
+    return page_body(query.size, rows, token, _serialise_page)
+
+
+def _serialise_page(rows: Sequence[Invoice]) -> list[dict[str, Any]]:
+    ctx = _Context(list(rows))
+    return [invoice_b_json(inv, ctx) for inv in rows]
 
 
 @endpoint(

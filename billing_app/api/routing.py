@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ValidationError
 
+from ..errors import InvalidInput
 from ..extensions import db
 from .core import (
     AuthError,
@@ -97,6 +98,9 @@ def endpoint(
         def view(**path: Any) -> Response:
             state = IdempotencyState()
             resp: Response | None = None
+            # Failed validation is not stored under an Idempotency-Key (API.md): the
+            # client may fix the request and retry with the same key.
+            store = True
             try:
                 if method == "POST":
                     state = idempotency_begin(g.account.id)
@@ -116,14 +120,16 @@ def endpoint(
                     resp = json_response(result, status)
             except _Invalid as invalid:
                 db.session.rollback()
+                store = False
                 resp = dialect.validation_response(invalid.exc, invalid.where)
             except Exception as exc:
                 db.session.rollback()
+                store = not isinstance(exc, BodyError | InvalidInput)
                 resp = dialect.error_response(exc)
                 if resp is None:
                     raise
             finally:
-                idempotency_finish(state, resp)
+                idempotency_finish(state, resp if store else None)
             return resp
 
         attach_doc(

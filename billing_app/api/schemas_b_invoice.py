@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..subscriptions.dates import FORMATS_TEXT, is_local_datetime
+from .paging import PageQuery
 from .types import ExactDecimal, StrictBool, StrictInt
 
 HANDLE_PATTERN = r"^[a-zA-Z0-9_.\-@]+$"
@@ -157,9 +158,7 @@ class InvoiceB(BaseModel):
     shipping_address: dict[str, Any] | None
 
 
-class InvoiceListQuery(Request):
-    size: StrictInt = Field(default=20, ge=1, le=100)
-    next_page_token: str | None = None
+class InvoiceListQuery(PageQuery):
     state: Literal["created", "pending", "dunning", "settled", "cancelled", "failed"] | None = None
     customer: str | None = None
     subscription: str | None = None
