@@ -4,6 +4,7 @@ from .accounts.models import Account, ApiKey, SignInThrottle, User
 from .audit.models import AuditRecord
 from .catalog.models import AddOn, Charge, Coupon, Discount, Metric, Plan
 from .customers.models import Customer, Wallet
+from .documents.models import InvoiceDocument
 from .entities.models import BillingEntity, BillingEntityLogo
 from .idempotency.models import IdempotencyKey
 from .invoices import guards  # noqa: F401  (flush-time immutability guard)
@@ -43,6 +44,7 @@ __all__ = [
     "Customer",
     "IdempotencyKey",
     "Invoice",
+    "InvoiceDocument",
     "InvoiceLine",
     "Metric",
     "SignInThrottle",

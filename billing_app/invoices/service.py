@@ -32,6 +32,7 @@ from ..catalog.models import Charge, Metric
 from ..crud import contains_pattern, order_clause, page
 from ..customers.models import Customer, Wallet
 from ..database import utcnow, write_transaction
+from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
 from ..entities.service import default_entity, format_number
 from ..errors import InvalidInput, InvalidState, NotFound
@@ -395,6 +396,8 @@ def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
         invoice.state = PAID
         invoice.paid_at = now
     invoice.updated_at = now
+    # The PDF is rendered later, outside this transaction; only note that it is due.
+    record_due(invoice, entity, customer)
 
 
 def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
