@@ -150,6 +150,17 @@ def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
     return tx
 
 
+def has_processing(invoice_id: uuid.UUID) -> bool:
+    """Whether a charge of this invoice is in flight (claimed, result not recorded yet)."""
+    return bool(
+        db.session.scalar(
+            select(func.count()).where(
+                Transaction.invoice_id == invoice_id, Transaction.state == "processing"
+            )
+        )
+    )
+
+
 def _check_settleable(invoice: Invoice) -> None:
     if invoice.state == PAID:
         raise InvalidState("Invoice already settled", code=79)
@@ -170,12 +181,7 @@ def _mark_paid(invoice: Invoice, now: datetime) -> None:
 def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
     """Phase 1, inside the caller's write transaction: a `processing` transaction."""
     _check_settleable(invoice)
-    in_flight = db.session.scalar(
-        select(func.count()).where(
-            Transaction.invoice_id == invoice.id, Transaction.state == "processing"
-        )
-    )
-    if in_flight:
+    if has_processing(invoice.id):
         raise InvalidState("Invoice has processing transactions", code=80)
     tx = Transaction(
         account_id=invoice.account_id,
@@ -350,11 +356,7 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
             return None
         # The row is locked and fresh now; the subquery above may have used a snapshot
         # from before another collector's claim committed, so look again.
-        if db.session.scalar(
-            select(func.count()).where(
-                Transaction.invoice_id == invoice.id, Transaction.state == "processing"
-            )
-        ):
+        if has_processing(invoice.id):
             return _Claim(invoice.id, invoice.account_id, None)
         sub = db.session.get(Subscription, invoice.subscription_id)
         method = db.session.get(PaymentMethod, sub.payment_method_id) if sub else None
@@ -418,10 +420,6 @@ def cancel_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         raise InvalidState("Invoice already settled", code=79)
     if invoice.state == VOID:
         raise InvalidState("Invoice already cancelled", code=29)
-    if db.session.scalar(
-        select(func.count()).where(
-            Transaction.invoice_id == invoice.id, Transaction.state == "processing"
-        )
-    ):
+    if has_processing(invoice.id):
         raise InvalidState("Invoice has processing transactions", code=80)
     return void_invoice(account_id, invoice_id)

@@ -33,7 +33,7 @@ from ..customers.models import Customer
 from ..database import utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..entities.service import default_entity
-from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
+from ..errors import Duplicate, InvalidInput, InvalidState
 from ..extensions import db
 from ..invoices import calc
 from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice, InvoiceLine
@@ -55,6 +55,7 @@ from .models import (
     SubscriptionDiscount,
     UsageEvent,
 )
+from .service import lock_subscription
 
 MAX_ORDER_LINES = 100
 
@@ -103,14 +104,9 @@ def _percent(vat_fraction: Decimal | None) -> Decimal | None:
     return None if vat_fraction is None else fraction_to_percent(vat_fraction)
 
 
-def _lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
-    sub = db.session.scalars(
-        select(Subscription)
-        .where(Subscription.account_id == account_id, Subscription.handle == handle)
-        .with_for_update()
-    ).one_or_none()
-    if sub is None:
-        raise NotFound("Subscription")
+def _lock_invoiceable(account_id: uuid.UUID, handle: str) -> Subscription:
+    """The subscription, locked, if it may be invoiced (codes 12, 13, 95, 22)."""
+    sub = lock_subscription(account_id, handle)
     if sub.state == EXPIRED:
         raise InvalidState("Subscription expired", code=13)
     if sub.state == ON_HOLD:
@@ -462,7 +458,7 @@ def create_subscription_invoice(
         raise InvalidInput(("order_lines",), f"At most {MAX_ORDER_LINES} order lines")
     now = utcnow()
     with write_transaction():
-        sub = _lock_subscription(account_id, subscription_handle)
+        sub = _lock_invoiceable(account_id, subscription_handle)
         if db.session.scalar(
             select(Invoice.id).where(Invoice.account_id == account_id, Invoice.handle == req.handle)
         ):

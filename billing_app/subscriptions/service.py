@@ -65,7 +65,8 @@ def get_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
     return get_scoped(Subscription, account_id, "Subscription", handle=handle)
 
 
-def _lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
+def lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
+    """The subscription, row-locked until commit (NotFound for a foreign or unknown one)."""
     sub = db.session.scalars(
         select(Subscription)
         .where(Subscription.account_id == account_id, Subscription.handle == handle)
@@ -304,7 +305,7 @@ def _transition(
 def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
     """active -> on_hold. Expired: 13; already on hold: 95."""
     with write_transaction():
-        sub = _lock_subscription(account_id, handle)
+        sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.state == ON_HOLD:
             raise InvalidState("Subscription on hold", code=95)
@@ -320,7 +321,7 @@ def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
 def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
     """on_hold -> active; from any other state 97."""
     with write_transaction():
-        sub = _lock_subscription(account_id, handle)
+        sub = lock_subscription(account_id, handle)
         if sub.state != ON_HOLD:
             raise InvalidState("Subscription not on hold", code=97)
         _transition(
@@ -340,7 +341,7 @@ def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
 def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
     """Sets `is_cancelled` (the state stays). Expired: 13; already cancelled: 22."""
     with write_transaction():
-        sub = _lock_subscription(account_id, handle)
+        sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.is_cancelled:
             raise InvalidState("Subscription cancelled", code=22)
@@ -353,7 +354,7 @@ def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
 def expire(account_id: uuid.UUID, handle: str) -> Subscription:
     """Any state -> expired, for good. Already expired: 13."""
     with write_transaction():
-        sub = _lock_subscription(account_id, handle)
+        sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         _transition(account_id, sub, "expired", {"state": EXPIRED, "expired_date": utcnow()})
     return sub
@@ -363,7 +364,7 @@ def change_payment_method(account_id: uuid.UUID, handle: str, source: str) -> Su
     """Charge the subscription with `source` from now on: a payment method id of the
     subscription's customer (or `auto`: the customer's newest active one)."""
     with write_transaction():
-        sub = _lock_subscription(account_id, handle)
+        sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         method = payments.resolve_payment_method(account_id, sub.customer_id, source)
         old = (
@@ -446,7 +447,7 @@ def add_discount(
     if (discount is None) == (coupon is None):
         raise InvalidInput(("discount",), "Give either discount (a handle) or coupon (a code)")
     with write_transaction():
-        sub = _lock_subscription(account_id, subscription_handle)
+        sub = lock_subscription(account_id, subscription_handle)
         _not_expired(sub)
         coupon_row: Coupon | None = None
         if coupon is not None:
@@ -540,7 +541,7 @@ def create_additional_cost(account_id: uuid.UUID, data: dict[str, Any]) -> Addit
     if vat is not None and not 0 <= vat <= 1:
         raise InvalidInput(("vat",), "vat is a fraction between 0 and 1 (0.25 = 25 %)")
     with write_transaction():
-        sub = _lock_subscription(account_id, subscription_handle)
+        sub = lock_subscription(account_id, subscription_handle)
         _not_expired(sub)
         cost = AdditionalCost(account_id=account_id, subscription_id=sub.id, state=PENDING, **data)
         catalog.insert_unique(
@@ -614,7 +615,7 @@ def create_credit(account_id: uuid.UUID, data: dict[str, Any]) -> Credit:
     if data["amount"] <= 0:
         raise InvalidInput(("amount",), "amount must be greater than 0")
     with write_transaction():
-        sub = _lock_subscription(account_id, subscription_handle)
+        sub = lock_subscription(account_id, subscription_handle)
         _not_expired(sub)
         credit = Credit(
             account_id=account_id,
