@@ -1,0 +1,206 @@
+"""What the print template shows, as display strings, from the stored invoice.
+
+Nothing is computed here but formatting: every amount is a stored column of the invoice or
+of its lines, or a figure of `invoices.service.tax_breakdown` (the one totals function over
+the stored lines). The same context renders the browser's print page and the PDF; only the
+asset URLs differ (`asset_base`, `logo_src`) and the page gets its toolbar.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..entities.models import BillingEntityLogo
+from ..extensions import db
+from ..invoices import service as invoices
+from ..invoices.models import DRAFT, Invoice
+from .i18n import DocumentLocale
+
+PAPER_SIZES = {"a4": "A4", "letter": "letter"}
+KIND_OF_ORIGIN = {"discount": "discount", "credit": "credit"}
+
+
+@dataclass(frozen=True)
+class Logo:
+    sha256: str
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PrintSource:
+    """Everything a print needs: the invoice with its lines, the snapshot of issuer and
+    customer it is printed from, and the logo to print (if any)."""
+
+    invoice: Invoice
+    snapshot: dict[str, Any]
+    logo: Logo | None
+
+
+def load_logo(entity_id: uuid.UUID, wanted_sha256: str | None) -> Logo | None:
+    """The issuer's logo, if it had one when the invoice was issued. Logos are kept one per
+    entity: if it was replaced between finalization and the first render, the current one
+    prints (docs/pdf.md)."""
+    if not wanted_sha256:
+        return None
+    row = db.session.get(BillingEntityLogo, entity_id)
+    if row is None:
+        return None
+    return Logo(row.sha256, row.data, row.content_type)
+
+
+def _local_date(value: datetime | None, zone: ZoneInfo) -> date | None:
+    return None if value is None else value.astimezone(zone).date()
+
+
+def _party(party: dict[str, Any] | None, loc: DocumentLocale) -> dict[str, Any] | None:
+    if not party:
+        return None
+    lines = list(party.get("lines") or [])
+    country = loc.country(party.get("country"))
+    if country:
+        lines.append(country)
+    return {
+        "name": party.get("name") or "",
+        "lines": lines,
+        "tax_id": party.get("tax_id"),
+        "email": party.get("email"),
+    }
+
+
+def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None) -> dict[str, Any]:
+    """The template's variables. Deterministic: the same source gives the same context."""
+    invoice, snap = source.invoice, source.snapshot
+    loc = DocumentLocale.for_tag(snap.get("locale"))
+    zone = ZoneInfo(snap.get("timezone") or "UTC")
+    cur = invoice.currency
+    is_draft = invoice.state == DRAFT
+    issue_date = _local_date(invoice.issued_at, zone)
+    due_date = _local_date(invoice.due_at, zone)
+
+    facts: list[tuple[str, str]] = [(loc.text("invoice_number"), invoice.invoice_number)]
+    if issue_date:
+        facts.append((loc.text("issue_date"), loc.long_date(issue_date)))
+    if due_date:
+        facts.append((loc.text("due_date"), loc.long_date(due_date)))
+    if invoice.service_period_from or invoice.service_period_to:
+        facts.append(
+            (
+                loc.text("service_period"),
+                loc.period(
+                    _local_date(invoice.service_period_from, zone),
+                    _local_date(invoice.service_period_to, zone),
+                ),
+            )
+        )
+    else:
+        start = _local_date(invoice.billing_period_start, zone)
+        end = _local_date(invoice.billing_period_end, zone)
+        # One-off invoices carry their creation time as both ends: not a period.
+        if start and end and start != end:
+            facts.append((loc.text("billing_period"), loc.period(start, end)))
+    if snap.get("customer_number"):
+        facts.append((loc.text("customer_number"), snap["customer_number"]))
+    if invoice.purchase_order_number:
+        facts.append((loc.text("purchase_order"), invoice.purchase_order_number))
+    if invoice.cost_center:
+        facts.append((loc.text("cost_center"), invoice.cost_center))
+
+    lines = []
+    for index, line in enumerate(invoice.lines, start=1):
+        period = ""
+        if line.period_from or line.period_to:
+            period = loc.period(
+                _local_date(line.period_from, zone), _local_date(line.period_to, zone)
+            )
+        lines.append(
+            {
+                "position": index,
+                "description": line.description,
+                "kind": KIND_OF_ORIGIN.get(line.origin, "charge"),
+                "period": period,
+                "quantity": loc.quantity(line.quantity),
+                "unit_price": loc.unit_money(line.unit_amount, cur),
+                "vat_rate": loc.percent(line.tax_rate),
+                "amount": loc.money(line.amount_minor, cur),
+                "incl_vat": line.amount_incl_vat,
+            }
+        )
+
+    breakdown = invoices.tax_breakdown(invoice)
+    vat_rows = [
+        {
+            "rate": loc.percent(r.rate * 100),
+            "net": loc.money(r.net_minor, cur),
+            "vat": loc.money(r.vat_minor, cur),
+            "gross": loc.money(r.gross_minor, cur),
+        }
+        for r in breakdown.by_rate
+    ]
+
+    totals: list[tuple[str, str, str]] = [
+        (loc.text("subtotal"), loc.money(invoice.subtotal_minor, cur), "")
+    ]
+    if invoice.discount_minor:
+        totals.append((loc.text("discounts"), loc.negative_money(invoice.discount_minor, cur), ""))
+    if invoice.credit_minor:
+        totals.append((loc.text("credits"), loc.negative_money(invoice.credit_minor, cur), ""))
+    if invoice.discount_minor or invoice.credit_minor:
+        totals.append((loc.text("net_amount"), loc.money(invoice.net_minor, cur), "sum"))
+    totals.append((loc.text("vat_amount"), loc.money(invoice.vat_minor, cur), ""))
+    if invoice.progressive_credit_minor:
+        totals.append(
+            (
+                loc.text("progressive_credit"),
+                loc.negative_money(invoice.progressive_credit_minor, cur),
+                "",
+            )
+        )
+    totals.append((loc.text("total"), loc.money(invoice.gross_minor, cur), "sum"))
+    if invoice.prepaid_credit_minor:
+        totals.append(
+            (loc.text("prepaid_credit"), loc.negative_money(invoice.prepaid_credit_minor, cur), "")
+        )
+    totals.append((loc.text("amount_due"), loc.money(invoice.total_minor, cur), "grand"))
+
+    payment: list[str] = []
+    amount_due = loc.money(invoice.total_minor, cur)
+    if invoice.total_minor == 0 and not is_draft:
+        payment.append(loc.text("nothing_due"))
+    else:
+        if due_date:
+            payment.append(loc.text("pay_by", amount=amount_due, date=loc.long_date(due_date)))
+        if not is_draft:
+            payment.append(loc.text("pay_reference", number=invoice.invoice_number))
+
+    issuer = _party(snap.get("issuer"), loc) or {"name": "", "lines": []}
+    title = f"{loc.text('invoice')} {invoice.invoice_number}"
+    paper = PAPER_SIZES.get(str(snap.get("paper_size") or "A4").lower(), "A4")
+    return {
+        "t": loc.text,
+        "lang": loc.lang_attr,
+        "title": title,
+        "author": issuer["name"],
+        # The PDF's creation and modification dates: the issue time, so that every render
+        # of an issued invoice is the same file. Drafts are never stored.
+        "created": invoice.issued_at.isoformat(timespec="seconds") if invoice.issued_at else None,
+        "is_draft": is_draft,
+        "number": invoice.invoice_number,
+        "facts": facts,
+        "issuer": issuer,
+        "footer": (snap.get("issuer") or {}).get("footer"),
+        "logo_src": logo_src if source.logo else None,
+        "bill_to": _party(snap.get("bill_to"), loc),
+        "ship_to": _party(snap.get("ship_to"), loc),
+        "lines": lines,
+        "vat_rows": vat_rows,
+        "totals": totals,
+        "payment": payment,
+        "paper": paper,
+        "page_counter": loc.css_page_counter(),
+        "asset_base": asset_base,
+    }
