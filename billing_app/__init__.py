@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
             install_sqlite_tuning(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
+    from .api import documents as api_documents  # noqa: F401  (PDF routes join api_a, api_b)
     from .api.oneoff import bp as api_a
     from .api.openapi import bp as openapi_bp
 
@@ -51,6 +52,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_b, url_prefix="/v1")
     app.register_blueprint(openapi_bp)
+    from .documents.routes import bp as documents_bp  # the print page and its PDF
+
+    app.register_blueprint(documents_bp, url_prefix="/invoices")
 
     from .cli import billing_cli
 
