@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -209,3 +210,104 @@ def collect(limit: int | None) -> None:
             }
         )
     )
+
+
+@billing_cli.command("render-documents")
+@click.option("--limit", type=int, default=None, help="Stop after this many documents.")
+@click.option("--batch", type=int, default=10, show_default=True, help="Documents per claim.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep running: look for due documents again every --interval seconds.",
+)
+@click.option("--interval", type=float, default=5.0, show_default=True)
+def render_documents(limit: int | None, batch: int, follow: bool, interval: float) -> None:
+    """Render and store the PDFs of finalized invoices that are due.
+
+    Finalizing only records that a document is due; this worker (or the first download,
+    whichever comes first) renders it. Safe on many hosts at once: each document is
+    claimed by one worker (FOR UPDATE SKIP LOCKED on PostgreSQL).
+    """
+    import time
+
+    from .documents.service import render_due
+
+    while True:
+        report = render_due(limit=limit, batch=batch)
+        click.echo(json.dumps(report.as_dict()))
+        if not follow:
+            return
+        time.sleep(interval)
+
+
+@billing_cli.command("export-pdfs")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, writable=True),
+    help="Folder to write the PDFs into (created if missing).",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Only invoices issued on or after this day (UTC), YYYY-MM-DD.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["finalized", "open", "failed", "paid", "voided", "void"]),
+    help="Only invoices in this status (repeatable). Default: every issued invoice.",
+)
+@click.option("--account", "account", default=None, help="Only this account (UUID).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes. Default: one per core.",
+)
+def export_pdfs(
+    out_dir: str,
+    since: Any,
+    statuses: tuple[str, ...],
+    account: str | None,
+    processes: int | None,
+) -> None:
+    """Write one PDF per issued invoice into OUT: <account>/<entity>/<number>.pdf
+    (<entity>/<number>.pdf with --account).
+
+    Safe to interrupt and run again: files are written under a temporary name and renamed
+    when complete, and files whose SHA-256 matches the stored document are skipped. Prints
+    a progress line on stderr and a JSON report on stdout (written, skipped and why,
+    failed). Exits 1 if any invoice failed, 130 if interrupted.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    from .documents import export
+
+    account_id = None
+    if account is not None:
+        try:
+            account_id = uuid.UUID(account)
+        except ValueError:
+            raise click.ClickException("--account must be an account id (UUID)") from None
+    states = tuple(s for status in statuses for s in export.STATUS_CHOICES[status])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    export.remove_partial_files(out)
+    jobs, report = export.plan(
+        out, since=since.date() if since else None, states=states, account_id=account_id
+    )
+    workers = processes or os.cpu_count() or 1
+    progress = export.Progress(len(jobs))
+    export.run(out, jobs, report, processes=min(workers, max(len(jobs), 1)), progress=progress)
+    export.describe(report, sys.stderr)
+    click.echo(json.dumps(report.as_dict()))
+    if report.interrupted:
+        sys.exit(130)
+    if report.failed:
+        sys.exit(1)
