@@ -16,7 +16,7 @@ from ..customers.models import Customer
 from ..database import decimal_to_str
 from ..entities import service as entities
 from ..entities.models import BillingEntity
-from ..errors import InvalidInput, InvalidState
+from ..errors import InvalidInput, InvalidState, NotFound
 from ..invoices import service as invoices
 from ..invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID, Invoice
 from ..taxes import service as taxes
@@ -38,6 +38,14 @@ AUTH_ERRORS = {401: "Unauthorized - invalid or missing API key"}
 
 def account_id() -> uuid.UUID:
     return g.account.id
+
+
+def _code(code: str, resource: str) -> str:
+    """A code from the path. Codes may contain `/` (the routes take the rest of the path);
+    one with a NUL character names nothing (and PostgreSQL text cannot even hold it)."""
+    if "\x00" in code:
+        raise NotFound(resource)
+    return code
 
 
 # ---------------------------------------------------------------- serialisers
@@ -480,7 +488,7 @@ def list_entities(query: s.ListQuery) -> list[dict[str, Any]]:
 
 @endpoint(
     bp,
-    "/billing_entities/<code>",
+    "/billing_entities/<path:code>",
     "GET",
     summary="Get a billing entity",
     response=s.BillingEntityResponse,
@@ -489,12 +497,12 @@ def list_entities(query: s.ListQuery) -> list[dict[str, Any]]:
 )
 def get_entity(code: str) -> dict[str, Any]:
     """One billing entity, by code."""
-    return entity_json(entities.get_entity(account_id(), code))
+    return entity_json(entities.get_entity(account_id(), _code(code, "Billing entity")))
 
 
 @endpoint(
     bp,
-    "/billing_entities/<code>",
+    "/billing_entities/<path:code>",
     "PATCH",
     summary="Update a billing entity",
     body=s.BillingEntityUpdate,
@@ -504,12 +512,13 @@ def get_entity(code: str) -> dict[str, Any]:
 )
 def update_entity(code: str, body: s.BillingEntityUpdate) -> dict[str, Any]:
     """Change the fields given."""
+    code = _code(code, "Billing entity")
     return entity_json(entities.update_entity(account_id(), code, _entity_data(body, False)))
 
 
 @endpoint(
     bp,
-    "/billing_entities/<code>",
+    "/billing_entities/<path:code>",
     "DELETE",
     summary="Delete a billing entity",
     status=204,
@@ -518,7 +527,7 @@ def update_entity(code: str, body: s.BillingEntityUpdate) -> dict[str, Any]:
 )
 def delete_entity(code: str) -> None:
     """Delete an entity that has issued no invoice and is not the default."""
-    entities.delete_entity(account_id(), code)
+    entities.delete_entity(account_id(), _code(code, "Billing entity"))
 
 
 # ---------------------------------------------------------------- taxes
@@ -560,7 +569,7 @@ def list_taxes(query: s.ListQuery) -> list[dict[str, Any]]:
 
 @endpoint(
     bp,
-    "/taxes/<code>",
+    "/taxes/<path:code>",
     "GET",
     summary="Get a tax",
     response=s.TaxResponse,
@@ -569,12 +578,12 @@ def list_taxes(query: s.ListQuery) -> list[dict[str, Any]]:
 )
 def get_tax(code: str) -> dict[str, Any]:
     """One tax rate, by code."""
-    return tax_json(taxes.get_tax(account_id(), code))
+    return tax_json(taxes.get_tax(account_id(), _code(code, "Tax")))
 
 
 @endpoint(
     bp,
-    "/taxes/<code>",
+    "/taxes/<path:code>",
     "PUT",
     summary="Update a tax",
     body=s.TaxUpdate,
@@ -588,12 +597,12 @@ def update_tax(code: str, body: s.TaxUpdate) -> dict[str, Any]:
     for name in ("name", "rate", "applied_to_organization"):
         if name in changes and changes[name] is None:
             raise InvalidInput((name,), f"{name} cannot be null")
-    return tax_json(taxes.update_tax(account_id(), code, changes))
+    return tax_json(taxes.update_tax(account_id(), _code(code, "Tax"), changes))
 
 
 @endpoint(
     bp,
-    "/taxes/<code>",
+    "/taxes/<path:code>",
     "DELETE",
     summary="Delete a tax",
     status=204,
@@ -602,4 +611,4 @@ def update_tax(code: str, body: s.TaxUpdate) -> dict[str, Any]:
 )
 def delete_tax(code: str) -> None:
     """Delete a tax rate; invoice lines keep the rate they copied."""
-    taxes.delete_tax(account_id(), code)
+    taxes.delete_tax(account_id(), _code(code, "Tax"))

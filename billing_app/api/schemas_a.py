@@ -7,7 +7,7 @@ non-negative total, known customers) live in the services.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -36,17 +36,53 @@ CentsString = Annotated[str, WithJsonSchema({"type": "string", "pattern": NUMERI
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    """Offset required; normalised to UTC so every response shows it as stored (+00:00)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise ValueError("Date-times need an explicit UTC offset, e.g. 2026-12-01T00:00:00+00:00")
-    return value
+    return value.astimezone(UTC)
 
 
 AwareDateTime = Annotated[datetime, AfterValidator(_aware)]
 
 
+# Integers a JSON client can hold exactly (JavaScript's Number.MAX_SAFE_INTEGER); also far
+# inside a 64-bit column, so no value reaches the database only to overflow there.
+MAX_SAFE_INT = 2**53 - 1
+# Day counts (payment terms, grace periods): a century is plenty, and keeps due-date
+# arithmetic inside the calendar.
+MAX_DAYS = 36500
+
+
+def _contains_nul(value: Any, *, nested: bool = False) -> bool:
+    """NUL in a string, or in any string of a free-form object. Lists at the top level are
+    lists of models here (line_items): their objects are checked by their own model."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(
+            _contains_nul(k, nested=True) or _contains_nul(v, nested=True) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(
+            _contains_nul(v, nested=nested) for v in value if nested or not isinstance(v, dict)
+        )
+    return False
+
+
 class Request(BaseModel):
     # Unknown top-level fields are ignored (API.md).
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it on every database alike (a 422 naming
+        # the field), instead of a 500 on PostgreSQL only.
+        if _contains_nul(value):
+            raise ValueError("Text may not contain NUL (\\u0000) characters")
+        return value
 
 
 class InvoiceLineItem(Request):
@@ -130,7 +166,7 @@ class InvoiceResponse(BaseModel):
 
 
 class ListQuery(Request):
-    skip: StrictInt = Field(default=0, ge=0)
+    skip: StrictInt = Field(default=0, ge=0, le=MAX_SAFE_INT)
     limit: StrictInt = Field(default=100, ge=1, le=1000)
     order_by: str | None = None
 
@@ -151,8 +187,8 @@ class CustomerCreate(Request):
     currency: Currency = Field(default="USD", min_length=3, max_length=3)
     timezone: TimeZone = Field(default="UTC", max_length=50)
     billing_metadata: dict[str, Any] = Field(default_factory=dict)
-    invoice_grace_period: StrictInt = Field(default=0, ge=0)
-    net_payment_term: StrictInt = Field(default=30, ge=0)
+    invoice_grace_period: StrictInt = Field(default=0, ge=0, le=MAX_DAYS)
+    net_payment_term: StrictInt = Field(default=30, ge=0, le=MAX_DAYS)
     # Extensions (documented in docs/api.md): tax precedence and issuer of this customer.
     tax_code: str | None = None
     billing_entity_code: str | None = None
@@ -165,8 +201,8 @@ class CustomerUpdate(Request):
     currency: Currency | None = Field(default=None, min_length=3, max_length=3)
     timezone: TimeZone | None = Field(default=None, max_length=50)
     billing_metadata: dict[str, Any] | None = None
-    invoice_grace_period: StrictInt | None = Field(default=None, ge=0)
-    net_payment_term: StrictInt | None = Field(default=None, ge=0)
+    invoice_grace_period: StrictInt | None = Field(default=None, ge=0, le=MAX_DAYS)
+    net_payment_term: StrictInt | None = Field(default=None, ge=0, le=MAX_DAYS)
     tax_code: str | None = None
     billing_entity_code: str | None = None
     document_locale: LocaleCode | None = None
@@ -206,9 +242,9 @@ class BillingEntityCreate(Request):
     timezone: TimeZone = Field(default="UTC", max_length=50)
     document_locale: LocaleCode = Field(default="en", max_length=10)
     invoice_prefix: str | None = Field(default=None, max_length=20)
-    next_invoice_number: StrictInt = Field(default=1, ge=1)
-    invoice_grace_period: StrictInt = Field(default=0, ge=0)
-    net_payment_term: StrictInt = Field(default=30, ge=0)
+    next_invoice_number: StrictInt = Field(default=1, ge=1, le=MAX_SAFE_INT)
+    invoice_grace_period: StrictInt = Field(default=0, ge=0, le=MAX_DAYS)
+    net_payment_term: StrictInt = Field(default=30, ge=0, le=MAX_DAYS)
     invoice_footer: str | None = Field(default=None, max_length=1024)
     is_default: StrictBool = False
     # Extensions: printed number pattern and the entity's default tax (by code).
@@ -231,9 +267,9 @@ class BillingEntityUpdate(Request):
     timezone: TimeZone | None = Field(default=None, max_length=50)
     document_locale: LocaleCode | None = Field(default=None, max_length=10)
     invoice_prefix: str | None = Field(default=None, max_length=20)
-    next_invoice_number: StrictInt | None = Field(default=None, ge=1)
-    invoice_grace_period: StrictInt | None = Field(default=None, ge=0)
-    net_payment_term: StrictInt | None = Field(default=None, ge=0)
+    next_invoice_number: StrictInt | None = Field(default=None, ge=1, le=MAX_SAFE_INT)
+    invoice_grace_period: StrictInt | None = Field(default=None, ge=0, le=MAX_DAYS)
+    net_payment_term: StrictInt | None = Field(default=None, ge=0, le=MAX_DAYS)
     invoice_footer: str | None = Field(default=None, max_length=1024)
     is_default: StrictBool | None = None
     number_pattern: str | None = Field(default=None, max_length=100)
