@@ -138,6 +138,19 @@ CASES = {
     "invoice-void-finalized": Case(
         "POST", lambda t: f"/v1/invoices/{t['finalized']}/void", None, "Invoice not found"
     ),
+    # PDF downloads (API.md: "on every route, PDF downloads included")
+    "invoice-pdf-post": Case(
+        "POST",
+        lambda t: f"/v1/invoices/{t['finalized']}/download_pdf",
+        None,
+        "Invoice not found",
+    ),
+    "invoice-pdf-get": Case(
+        "GET",
+        lambda t: f"/v1/invoices/{t['finalized']}/download_pdf",
+        None,
+        "Invoice not found",
+    ),
     # customers
     "customer-get": Case(
         "GET", lambda t: f"/v1/customers/{t['customer']}", None, "Customer not found"
@@ -246,8 +259,8 @@ def test_their_object_with_idempotency_key_stores_nothing_visible(name, api, oth
 
 
 def test_every_dialect_a_route_with_an_object_is_covered():
-    """Guard: the table above names every route that takes an id or code (download_pdf is a
-    later issue) plus the one-off create."""
+    """Guard: the table above names every route that takes an id or code, plus the one-off
+    create."""
     placeholders = {
         "customer": "{customer}",
         "draft": "{invoice}",
@@ -269,6 +282,8 @@ def test_every_dialect_a_route_with_an_object_is_covered():
         ("POST", "/v1/invoices/{invoice}/finalize"),
         ("POST", "/v1/invoices/{invoice}/pay"),
         ("POST", "/v1/invoices/{invoice}/void"),
+        ("POST", "/v1/invoices/{invoice}/download_pdf"),
+        ("GET", "/v1/invoices/{invoice}/download_pdf"),
         ("GET", "/v1/customers/{customer}"),
         ("PUT", "/v1/customers/{customer}"),
         ("DELETE", "/v1/customers/{customer}"),
