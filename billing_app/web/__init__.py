@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 
+from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
 from .common import SessionUser, register_template_helpers
 
@@ -41,6 +42,7 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(settings_bp, url_prefix="/settings")
     register_template_helpers(app)
     app.after_request(_security_headers)
+    app.teardown_request(_forget_actor)
 
 
 def exempt_json_api_from_csrf(app: Flask) -> None:
@@ -59,10 +61,21 @@ def _check_csrf() -> None:
     (a form field, or the X-CSRFToken header htmx sends)."""
     if request.path == "/v1" or request.path.startswith("/v1/"):
         return
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and request.content_length and request.content_length > limit:
+        # Refuse by the declared length, before the form parser spools the body to disk.
+        abort(413)
     if request.method in current_app.config.get(
         "WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")
     ):
         csrf.protect(apply_exemptions=True)
+
+
+def _forget_actor(_exc: BaseException | None) -> None:
+    """The audit actor lives in a context variable, and a sync worker serves every request
+    in the same thread: without this, whatever runs next in the thread (a request that sets
+    no actor, a job, a test) would be recorded as the last request's user or key."""
+    set_actor(SYSTEM)
 
 
 def password_fingerprint(password_hash: str) -> str:

@@ -3,6 +3,7 @@ checks as the API schemas (billing_app.validation, billing_app.money)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from wtforms import Field, Form, SelectField, StringField
@@ -11,11 +12,26 @@ from wtforms.validators import ValidationError
 from ..money import invoiceable_currencies, is_known_currency
 from ..validation import is_locale, is_timezone
 
+try:  # WTForms >= 3.3 deprecates (value, label) tuples in favour of SelectChoice
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    SelectChoice = None
+
+
+def select_choices(pairs: Iterable[tuple[str, str]]) -> list[Any]:
+    """Options for a SelectField from (value, label) pairs, in whatever form this WTForms
+    takes without a deprecation warning."""
+    if SelectChoice is None:
+        return list(pairs)
+    return [SelectChoice(value, label) for value, label in pairs]
+
 
 def currency_field(label: str = "Currency", **kw: Any) -> SelectField:
     return SelectField(
         label,
-        choices=[(code, f"{code}: {name}") for code, name in invoiceable_currencies()],
+        choices=select_choices(
+            (code, f"{code}: {name}") for code, name in invoiceable_currencies()
+        ),
         validators=[_currency],
         **kw,
     )

@@ -50,8 +50,10 @@ class CustomerForm(FlaskForm):
         [Optional(), NumberRange(min=0, max=3650, message="Between 0 and 3650 days.")],
         description="Empty: the billing entity's payment terms.",
     )
-    tax_code = SelectField("Tax rate", choices=[], validate_choice=True)
-    billing_entity_code = SelectField("Billing entity", choices=[], validate_choice=True)
+    tax_code = SelectField("Tax rate", choices=[], validate_choice=True, default="")
+    billing_entity_code = SelectField(
+        "Billing entity", choices=[], validate_choice=True, default=""
+    )
 
     def service_data(self) -> dict[str, object]:
         """The fields as the customer service takes them (tax / entity by code)."""

@@ -14,6 +14,7 @@ from ...errors import DomainError
 from ...invoices import service as invoices
 from ...taxes import service as taxes
 from ..common import account, account_id, apply_domain_error, page_blueprint, render
+from ..fields import select_choices
 from .forms import CustomerForm, CustomerSearchForm
 
 bp = page_blueprint("customers", __name__)
@@ -41,13 +42,17 @@ def list_customers() -> Any:
 
 def _choices(form: CustomerForm) -> None:
     aid = account_id()
-    form.tax_code.choices = [("", "Default (billing entity or account)")] + [
-        (t.code, f"{t.name} ({t.code}, {t.rate.normalize():f} %)")
-        for t in taxes.list_taxes(aid, 0, 500, "code")
-    ]
-    form.billing_entity_code.choices = [("", "The account's default")] + [
-        (e.code, e.name) for e in entities.list_entities(aid, 0, 200, "name")
-    ]
+    form.tax_code.choices = select_choices(
+        [("", "Default (billing entity or account)")]
+        + [
+            (t.code, f"{t.name} ({t.code}, {t.rate.normalize():f} %)")
+            for t in taxes.list_taxes(aid, 0, 500, "code")
+        ]
+    )
+    form.billing_entity_code.choices = select_choices(
+        [("", "The account's default")]
+        + [(e.code, e.name) for e in entities.list_entities(aid, 0, 200, "name")]
+    )
 
 
 _FIELD_OF_ERROR = {"Duplicate": "external_id", "tax_rate_id": "tax_code"}

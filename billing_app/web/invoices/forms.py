@@ -4,21 +4,15 @@ errors are copied onto these fields by the routes."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from flask_wtf import FlaskForm
-from wtforms import (
-    DateField,
-    FieldList,
-    Form,
-    FormField,
-    SearchField,
-    SelectField,
-    StringField,
-)
+from werkzeug.datastructures import MultiDict
+from wtforms import DateField, Form, SearchField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from ...invoices.service import MAX_LINES, LineDraft
@@ -29,6 +23,7 @@ from ...money import (
     parse_typed_decimal,
     unit_major_to_minor,
 )
+from ..fields import select_choices
 
 MAX_ABS = Decimal(10) ** 15
 MAX_DECIMALS = 6
@@ -56,10 +51,10 @@ class InvoiceFilterForm(Form):
     """The list's filters, read from the query string (a GET form: no CSRF needed)."""
 
     q = SearchField("Search number or customer", [Optional(), Length(max=100)])
-    status = SelectField("Status", choices=STATUS_CHOICES, default="")
+    status = SelectField("Status", choices=select_choices(STATUS_CHOICES), default="")
     date_from = DateField("Created from", [Optional()])
     date_to = DateField("Created to", [Optional()])
-    sort = SelectField("Sort", choices=SORT_CHOICES, default="-created")
+    sort = SelectField("Sort", choices=select_choices(SORT_CHOICES), default="-created")
 
 
 class LineForm(Form):
@@ -68,7 +63,9 @@ class LineForm(Form):
     description = StringField("Description", [Length(max=1000)])
     quantity = StringField("Quantity", default="1")
     unit_price = StringField("Unit price")
-    vat = SelectField("VAT", choices=[("", "Default")], validate_choice=False, default="")
+    vat = SelectField(
+        "VAT", choices=select_choices([("", "Default")]), validate_choice=False, default=""
+    )
 
     def is_blank(self) -> bool:
         return not any((f.data or "").strip() for f in (self.description, self.unit_price)) and (
@@ -77,18 +74,51 @@ class LineForm(Form):
 
 
 class InvoiceForm(FlaskForm):
-    """Header and line rows of a one-off invoice. Choices are filled per request."""
+    """Header of a one-off invoice; its line rows are LineRows. Choices are per request."""
 
     customer_id = SelectField("Customer", choices=[], validate_choice=False)
     billing_entity_id = SelectField("Billing entity", choices=[], validate_choice=False)
     currency = SelectField("Currency", choices=[], validate_choice=False)
     due_date = DateField("Due date", [Optional()])
-    lines = FieldList(FormField(LineForm), min_entries=1, max_entries=MAX_LINES)
+
+
+@dataclass
+class LineRow:
+    """One line row, its fields named `lines-<index>-...`. The index a row was given stays
+    its name while rows are added and removed around it, so htmx can address its pieces."""
+
+    index: int
+    form: LineForm
+
+    @property
+    def name(self) -> str:
+        return f"lines-{self.index}"
+
+
+_ROW_KEY = re.compile(r"lines-(\d{1,6})-")
+
+
+def line_rows(formdata: MultiDict[str, str] | None) -> list[LineRow]:
+    """The rows a form post carries, in index order (at most one more than the service
+    takes, so that too many lines is its error, not a silent cut)."""
+    indices = sorted({int(m.group(1)) for key in formdata or () if (m := _ROW_KEY.match(key))})
+    return [
+        LineRow(i, LineForm(formdata=formdata, prefix=f"lines-{i}"))
+        for i in indices[: MAX_LINES + 1]
+    ]
+
+
+def new_row(rows: list[LineRow], data: dict[str, str] | None = None) -> LineRow:
+    """A row after the last one (blank, or with `data`)."""
+    index = max((r.index for r in rows), default=-1) + 1
+    row = LineRow(index, LineForm(prefix=f"lines-{index}", data=data))
+    rows.append(row)
+    return row
 
 
 @dataclass
 class ParsedLines:
-    # (row index in the form, the line as the service takes it)
+    # (position in the rows, the line as the service takes it)
     drafts: list[tuple[int, LineDraft]]
     has_errors: bool
 
@@ -112,13 +142,13 @@ def _number(field: StringField, label: str, *, positive: bool = False) -> Decima
     return value
 
 
-def parse_lines(form: InvoiceForm, currency: str | None, vat_percents: set[str]) -> ParsedLines:
+def parse_lines(rows: list[LineRow], currency: str | None, vat_percents: set[str]) -> ParsedLines:
     """LineDrafts of the rows that are not blank, errors put on the fields of those that
     are malformed. Blank rows (nothing typed) are skipped: a new row is not an error."""
     drafts: list[tuple[int, LineDraft]] = []
     has_errors = False
-    for index, entry in enumerate(form.lines.entries):
-        line: LineForm = entry.form
+    for index, row in enumerate(rows):
+        line = row.form
         if line.is_blank():
             continue
         ok = line.validate()

@@ -33,10 +33,15 @@ from ..common import (
     render,
     start_of_local_day,
 )
+from ..fields import select_choices
 from .forms import (
+    SORT_CHOICES,
     InvoiceFilterForm,
     InvoiceForm,
+    LineRow,
     MarkPaidForm,
+    line_rows,
+    new_row,
     parse_currency,
     parse_lines,
     parse_uuid_field,
@@ -55,6 +60,7 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "void": (VOID,),
 }
 PAGE_SIZE = 50
+SORT_KEYS = {value for value, _ in SORT_CHOICES}
 
 
 @bp.errorhandler(InvalidState)
@@ -74,7 +80,7 @@ def list_invoices() -> Any:
     form = InvoiceFilterForm(request.args)
     form.validate()
     sort = request.args.get("sort", "-created")
-    if sort not in dict(form.sort.choices):
+    if sort not in SORT_KEYS:
         sort = "-created"
     status = form.status.data if form.status.data in STATUS_FILTERS else ""
     customer = None
@@ -207,11 +213,11 @@ class Entry:
     """Everything the entry form shows besides the form itself."""
 
     form: InvoiceForm
+    rows: list[LineRow]
     invoice: Invoice | None
     customer: Customer | None
     currency: str | None
     customer_q: str = ""
-    customer_options: list[Customer] = field(default_factory=list)
     totals: calc.Totals | None = None
     # Line as it would be stored, by the row's field name prefix (lines-3).
     amounts: dict[str, InvoiceLine] = field(default_factory=dict)
@@ -284,14 +290,13 @@ def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str
     return choices
 
 
-def _prefill(form: InvoiceForm, invoice: Invoice) -> None:
+def _prefill(form: InvoiceForm, rows: list[LineRow], invoice: Invoice) -> None:
     form.due_date.data = (
         invoice.due_at.astimezone(account_zone()).date() if invoice.due_at else None
     )
-    while form.lines.entries:
-        form.lines.pop_entry()
     for line in invoice.lines:
-        form.lines.append_entry(
+        new_row(
+            rows,
             {
                 "description": line.description,
                 "quantity": decimal_to_str(line.quantity),
@@ -299,10 +304,8 @@ def _prefill(form: InvoiceForm, invoice: Invoice) -> None:
                     unit_minor_to_major(line.unit_amount, invoice.currency)
                 ),
                 "vat": decimal_to_str(line.tax_rate),
-            }
+            },
         )
-    if not invoice.lines:
-        form.lines.append_entry()
 
 
 def _entry(invoice: Invoice | None) -> Any:
@@ -310,24 +313,28 @@ def _entry(invoice: Invoice | None) -> Any:
     form = InvoiceForm()
     posted = request.method == "POST"
     action = request.form.get("action", "recalc") if posted else ""
+    rows = line_rows(request.form) if posted else []
     removed = request.form.get("remove_line") if posted else None
     if removed is not None:
         action = "remove_line"
-        form.lines.entries = [e for e in form.lines.entries if e.name != f"lines-{removed}"]
+        rows = [r for r in rows if str(r.index) != removed]
     if not posted and invoice is not None:
-        _prefill(form, invoice)
-    if action == "add_line":
-        form.lines.append_entry()
+        _prefill(form, rows, invoice)
+    if action == "add_line" or not rows:
+        new_row(rows)
 
     vat_choices = _vat_choices(aid, invoice)
-    for entry in form.lines.entries:
-        entry.form.vat.choices = vat_choices
-    form.billing_entity_id.choices = [("", "The customer's default")] + [
-        (str(e.id), e.name) for e in entities.list_entities(aid, 0, 100, "name")
-    ]
-    form.currency.choices = [("", "The customer's currency")] + [
-        (code, f"{code}: {name}") for code, name in invoiceable_currencies()
-    ]
+    vat_options = select_choices(vat_choices)
+    for row in rows:
+        row.form.vat.choices = vat_options
+    form.billing_entity_id.choices = select_choices(
+        [("", "The customer's default")]
+        + [(str(e.id), e.name) for e in entities.list_entities(aid, 0, 100, "name")]
+    )
+    form.currency.choices = select_choices(
+        [("", "The customer's currency")]
+        + [(code, f"{code}: {name}") for code, name in invoiceable_currencies()]
+    )
     # Before anything else puts errors on fields: validate() starts every field afresh.
     form_valid = form.validate() if posted else True
 
@@ -349,25 +356,26 @@ def _entry(invoice: Invoice | None) -> Any:
             header_ok = False
         if customer is not None and customer not in options:
             options.insert(0, customer)
-        form.customer_id.choices = [("", "Choose a customer…")] + [
-            (str(c.id), f"{c.name} ({c.external_id})") for c in options
-        ]
+        form.customer_id.choices = select_choices(
+            [("", "Choose a customer…")]
+            + [(str(c.id), f"{c.name} ({c.external_id})") for c in options]
+        )
         entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
         currency = parse_currency(form.currency) or (customer.currency if customer else None)
         header_ok = header_ok and not form.billing_entity_id.errors and not form.currency.errors
 
-    entry = Entry(form, invoice, customer, currency, customer_q, options)
-    parsed = parse_lines(form, currency, {v for v, _ in vat_choices if v})
+    entry = Entry(form, rows, invoice, customer, currency, customer_q)
+    parsed = parse_lines(rows, currency, {v for v, _ in vat_choices if v})
     drafts = [d for _, d in parsed.drafts]
     if customer is not None and drafts and header_ok:
         try:
             lines, entry.totals = invoices.preview_totals(aid, customer.id, entity_id, drafts)
             entry.amounts = {
-                form.lines.entries[row].name: line
-                for (row, _), line in zip(parsed.drafts, lines, strict=True)
+                rows[position].name: line
+                for (position, _), line in zip(parsed.drafts, lines, strict=True)
             }
         except DomainError as exc:
-            _show_invoice_error(form, exc, parsed.drafts)
+            _show_invoice_error(entry, exc, parsed.drafts)
     if customer is None:
         entry.note = "Choose a customer to see the totals."
     elif not drafts:
@@ -376,17 +384,17 @@ def _entry(invoice: Invoice | None) -> Any:
         entry.note = "Lines with errors are not counted until they are corrected."
 
     if action in ("save", "finalize") and posted:
-        if form_valid and header_ok and not parsed.has_errors and not _has_errors(form):
+        if customer is None and invoice is None and not form.customer_id.errors:
+            form.customer_id.errors = ["Choose a customer."]
+        if not drafts and not parsed.has_errors:
+            form.form_errors.append("Add at least one line.")
+        if form_valid and header_ok and not _has_errors(entry):
             saved = _save(form, entry, entity_id, parsed.drafts, finalize=action == "finalize")
             if saved is not None:
                 verb = "finalized" if saved.state != DRAFT else "saved as a draft"
                 flash(f"Invoice {saved.invoice_number} is {verb}.", "success")
                 return redirect(url_for("invoices.invoice_detail", invoice_id=saved.id))
-        elif customer is None and invoice is None and not form.customer_id.errors:
-            form.customer_id.errors = ["Choose a customer."]
-        if not drafts and not parsed.has_errors and not form.form_errors:
-            form.form_errors.append("Add at least one line.")
-    entry.has_errors = _has_errors(form)
+    entry.has_errors = _has_errors(entry)
     status = 422 if entry.has_errors and posted else 200
 
     if is_htmx() and posted:
@@ -394,21 +402,18 @@ def _entry(invoice: Invoice | None) -> Any:
             "add_line": "invoices/_line_added.html",
             "remove_line": "invoices/_recalc.html",
         }.get(action, "invoices/_recalc.html")
-        new_row = form.lines.entries[-1] if action == "add_line" else None
-        return render_template(fragment, e=entry, new_row=new_row), status
+        added = rows[-1] if action == "add_line" else None
+        return render_template(fragment, e=entry, new_row=added), status
     return render_template("invoices/form.html", e=entry), status
 
 
-def _has_errors(form: InvoiceForm) -> bool:
+def _has_errors(entry: Entry) -> bool:
+    form = entry.form
     if form.form_errors:
         return True
-    for name, f in form._fields.items():
-        if name == "lines":
-            if any(sub.errors for entry in form.lines.entries for sub in entry.form):
-                return True
-        elif name != "csrf_token" and f.errors:
-            return True
-    return False
+    if any(f.errors for name, f in form._fields.items() if name != "csrf_token"):
+        return True
+    return any(f.errors for row in entry.rows for f in row.form)
 
 
 def _save(
@@ -422,8 +427,6 @@ def _save(
     aid = account_id()
     due_at = start_of_local_day(form.due_date.data) if form.due_date.data else None
     lines = [d for _, d in drafts]
-    if not lines:
-        return None
     try:
         if entry.invoice is not None:
             return invoices.edit_draft(
@@ -441,7 +444,7 @@ def _save(
             return invoices.issue_one_off_invoice(aid, req)
         return invoices.create_one_off_invoice(aid, req)
     except DomainError as exc:
-        _show_invoice_error(form, exc, drafts)
+        _show_invoice_error(entry, exc, drafts)
         return None
 
 
@@ -449,17 +452,16 @@ _LINE_FIELDS = {"amount": "unit_price", "unit_price": "unit_price", "quantity": 
 
 
 def _show_invoice_error(
-    form: InvoiceForm, exc: DomainError, drafts: list[tuple[int, invoices.LineDraft]]
+    entry: Entry, exc: DomainError, drafts: list[tuple[int, invoices.LineDraft]]
 ) -> None:
     """A service error on the field it concerns: a line's (by the service's line index),
     the customer, the billing entity, or the top of the form."""
+    form = entry.form
     if isinstance(exc, InvalidInput) and len(exc.loc) >= 2 and exc.loc[0] == "line_items":
         index = exc.loc[1]
         if isinstance(index, int) and 0 <= index < len(drafts):
-            row = drafts[index][0]
-            line_form = form.lines.entries[row].form
-            name = _LINE_FIELDS.get(str(exc.loc[-1]), "description")
-            target = line_form[name]
+            line_form = entry.rows[drafts[index][0]].form
+            target = line_form[_LINE_FIELDS.get(str(exc.loc[-1]), "description")]
             target.errors = [*target.errors, exc.message]
             return
     if isinstance(exc, NotFound) and exc.resource == "Customer":

@@ -104,7 +104,7 @@ class EntityForm(FlaskForm):
     invoice_footer = TextAreaField(
         "Invoice footer", [Optional(), Length(max=1024)], filters=[blank_to_none]
     )
-    tax_code = SelectField("Default tax rate", choices=[], validate_choice=True)
+    tax_code = SelectField("Default tax rate", choices=[], validate_choice=True, default="")
     is_default = BooleanField("The account's default billing entity")
 
     def service_data(self) -> dict[str, Any]:

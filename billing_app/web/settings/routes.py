@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, flash, redirect, render_template, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from ...accounts import service as accounts
 from ...crud import parse_uuid
@@ -16,6 +15,7 @@ from ...errors import DomainError, InvalidInput
 from ...taxes import service as taxes
 from ...taxes.models import TaxRate
 from ..common import account, account_id, apply_domain_error, page_blueprint
+from ..fields import select_choices
 from .forms import AccountForm, ApiKeyForm, CheckOnly, EntityForm, LogoForm, TaxForm
 
 bp = page_blueprint("settings", __name__)
@@ -57,10 +57,13 @@ def overview() -> Any:
 
 
 def _tax_choices(form: EntityForm) -> None:
-    form.tax_code.choices = [("", "None (the account's default applies)")] + [
-        (t.code, f"{t.name} ({t.code}, {t.rate.normalize():f} %)")
-        for t in taxes.list_taxes(account_id(), 0, 500, "code")
-    ]
+    form.tax_code.choices = select_choices(
+        [("", "None (the account's default applies)")]
+        + [
+            (t.code, f"{t.name} ({t.code}, {t.rate.normalize():f} %)")
+            for t in taxes.list_taxes(account_id(), 0, 500, "code")
+        ]
+    )
 
 
 def _entity(entity_id: str) -> BillingEntity:
@@ -143,13 +146,8 @@ def edit_entity(entity_id: str) -> Any:
 def upload_logo(entity_id: str) -> Any:
     """Store the uploaded logo: PNG or JPEG by content, at most 512 KB."""
     entity = _entity(entity_id)
-    try:
-        form = LogoForm()
-        valid = form.validate_on_submit()
-    except RequestEntityTooLarge:
-        flash(f"The logo may be at most {entities.LOGO_MAX_BYTES // 1024} KB.", "error")
-        return redirect(url_for("settings.edit_entity", entity_id=entity.id))
-    if not valid:
+    form = LogoForm()
+    if not form.validate_on_submit():
         flash("Choose a PNG or JPEG file to upload.", "error")
     else:
         data = form.logo.data.read(entities.LOGO_MAX_BYTES + 1)
