@@ -38,7 +38,7 @@ def acme(app, tenant):
 
 def _rows(html: str) -> list[str]:
     """Invoice numbers of the list, in order."""
-    return re.findall(r'<td><a href="/invoices/[0-9a-f-]+">([^<]+)</a></td>', html)
+    return re.findall(r'<td class="nowrap"><a href="/invoices/[0-9a-f-]+">([^<]+)</a></td>', html)
 
 
 # ---------------------------------------------------------------- list

@@ -131,7 +131,7 @@ def _number(field: StringField, label: str, *, positive: bool = False) -> Decima
     try:
         value = parse_typed_decimal(text)
     except MoneyError:
-        field.errors = [*field.errors, "Not a number (write it like 1234.50)."]
+        field.errors = [*field.errors, "Not a number (e.g. 12.50)."]
         return None
     if abs(value) > MAX_ABS:
         field.errors = [*field.errors, "This number is too large."]
