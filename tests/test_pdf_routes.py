@@ -116,20 +116,21 @@ def test_browser_routes_need_sign_in_and_are_scoped(client, app, tenant, other_t
 def test_logo_on_page_and_in_pdf(client, app, tenant, issued, api):
     from billing_app.entities import service as entities
 
+    sign_in(client, tenant.email, tenant.password)
+    # No logo: nothing to fetch, and the page shows none.
+    assert client.get(f"/invoices/{issued['open']}/print/logo").status_code == 404
+    assert "/print/logo" not in client.get(f"/invoices/{issued['open']}/print").text
     with app.app_context():
         entity = entities.default_entity(tenant.account_id)
         entities.set_logo(tenant.account_id, entity.id, PNG)
     customer_id = make_customer(app, tenant.account_id, "logo-c")
 
     iid = make_invoice(app, tenant.account_id, customer_id, [line("Logo line", "1", "100")])
-    sign_in(client, tenant.email, tenant.password)
     html = client.get(f"/invoices/{iid}/print").get_data(as_text=True)
     digest = hashlib.sha256(PNG).hexdigest()
     assert f"/invoices/{iid}/print/logo?v={digest}" in html
     logo = client.get(f"/invoices/{iid}/print/logo?v={digest}")
     assert logo.status_code == 200 and logo.data == PNG and logo.mimetype == "image/png"
-    # Without a logo at issue time there is nothing to fetch.
-    assert client.get(f"/invoices/{issued['open']}/print/logo").status_code == 404
     pdf = read_pdf(api.get(f"/v1/invoices/{iid}/download_pdf").data)
     images = [img for page in pdf.reader.pages for img in page.images]
     assert len(images) == 1
@@ -145,3 +146,13 @@ def test_openapi_documents_the_pdf_routes(client):
             op = spec["paths"][path][method]
             assert "application/pdf" in op["responses"]["200"]["content"]
             assert "404" in op["responses"] and "400" in op["responses"]
+
+
+def test_invoice_page_links_to_print_view_and_pdf(client, tenant, issued):
+    sign_in(client, tenant.email, tenant.password)
+    page = client.get(f"/invoices/{issued['open']}").text
+    assert f'href="/invoices/{issued["open"]}/print"' in page
+    assert f'href="/invoices/{issued["open"]}/pdf"' in page
+    draft = client.get(f"/invoices/{issued['draft']}").text
+    assert f'href="/invoices/{issued["draft"]}/print"' in draft
+    assert "/pdf" not in draft
