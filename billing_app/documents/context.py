@@ -41,12 +41,10 @@ class PrintSource:
     logo: Logo | None
 
 
-def load_logo(entity_id: uuid.UUID, wanted_sha256: str | None) -> Logo | None:
-    """The issuer's logo, if it had one when the invoice was issued. Logos are kept one per
-    entity: if it was replaced between finalization and the first render, the current one
-    prints (docs/pdf.md)."""
-    if not wanted_sha256:
-        return None
+def load_logo(entity_id: uuid.UUID) -> Logo | None:
+    """The issuer's logo as stored now. Logos are kept one per entity and not copied into
+    the snapshot, so a document prints the logo of the time it is first rendered
+    (normally seconds after finalization; docs/pdf.md)."""
     row = db.session.get(BillingEntityLogo, entity_id)
     if row is None:
         return None

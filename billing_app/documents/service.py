@@ -37,7 +37,7 @@ from ..invoices.models import DRAFT, Invoice
 from . import pdf as renderer
 from .context import PrintSource, load_logo, print_context
 from .models import InvoiceDocument
-from .snapshot import logo_digest, take_snapshot
+from .snapshot import take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def load_source(invoice: Invoice) -> PrintSource:
         entity = db.session.get(BillingEntity, invoice.billing_entity_id)
         customer = db.session.get(Customer, invoice.customer_id)
         assert entity is not None and customer is not None
-        snapshot = take_snapshot(invoice, entity, customer, logo_digest(entity.id))
-    logo = load_logo(invoice.billing_entity_id, snapshot["issuer"].get("logo_sha256"))
+        snapshot = take_snapshot(invoice, entity, customer)
+    logo = load_logo(invoice.billing_entity_id)
     return PrintSource(invoice=invoice, snapshot=snapshot, logo=logo)
 
 

@@ -4,17 +4,17 @@ The invoice's own columns (number, dates, lines, totals, addresses of subscripti
 invoices) never change once it is open; the billing entity and the customer may. So that
 the PDF is the document as issued, however late it is rendered, `record_due` stores a
 snapshot of the printed fields of both next to the invoice, in the finalize transaction.
-It costs one small query (the logo's digest) and one row: no rendering happens here.
+It costs one row and no query (issuer and customer are already loaded by finalize): no
+rendering happens here. The logo is not copied (up to 512 KB per invoice): the document
+prints the issuer's logo as stored when it is first rendered (docs/pdf.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from ..customers.models import Customer
-from ..entities.models import BillingEntity, BillingEntityLogo
+from ..entities.models import BillingEntity
 from ..extensions import db
 from ..invoices.models import Invoice
 from .models import InvoiceDocument
@@ -30,7 +30,7 @@ def _city_line(postal_code: str | None, city: str | None) -> str | None:
     return " ".join(_clean(postal_code, city)) or None
 
 
-def issuer_party(entity: BillingEntity, logo_sha256: str | None) -> dict[str, Any]:
+def issuer_party(entity: BillingEntity) -> dict[str, Any]:
     return {
         "name": entity.legal_name or entity.name,
         "lines": _clean(
@@ -43,7 +43,6 @@ def issuer_party(entity: BillingEntity, logo_sha256: str | None) -> dict[str, An
         "tax_id": entity.tax_id,
         "email": entity.email,
         "footer": entity.invoice_footer,
-        "logo_sha256": logo_sha256,
     }
 
 
@@ -89,9 +88,7 @@ def address_party(address: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def take_snapshot(
-    invoice: Invoice, entity: BillingEntity, customer: Customer, logo_sha256: str | None
-) -> dict[str, Any]:
+def take_snapshot(invoice: Invoice, entity: BillingEntity, customer: Customer) -> dict[str, Any]:
     bill_to = (
         address_party(invoice.billing_address)
         if invoice.billing_address
@@ -105,16 +102,10 @@ def take_snapshot(
         "paper_size": entity.paper_size,
         "timezone": entity.timezone or "UTC",
         "customer_number": customer.external_id,
-        "issuer": issuer_party(entity, logo_sha256),
+        "issuer": issuer_party(entity),
         "bill_to": bill_to,
         "ship_to": address_party(invoice.shipping_address) if invoice.shipping_address else None,
     }
-
-
-def logo_digest(entity_id: Any) -> str | None:
-    return db.session.scalar(
-        select(BillingEntityLogo.sha256).where(BillingEntityLogo.billing_entity_id == entity_id)
-    )
 
 
 def record_due(invoice: Invoice, entity: BillingEntity, customer: Customer) -> None:
@@ -126,7 +117,7 @@ def record_due(invoice: Invoice, entity: BillingEntity, customer: Customer) -> N
             invoice_id=invoice.id,
             account_id=invoice.account_id,
             state="due",
-            snapshot=take_snapshot(invoice, entity, customer, logo_digest(entity.id)),
+            snapshot=take_snapshot(invoice, entity, customer),
             created_at=invoice.issued_at,
         )
     )
