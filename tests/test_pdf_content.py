@@ -6,6 +6,9 @@ document in HTML."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -218,6 +221,12 @@ def test_print_page_is_the_same_document(client, app, tenant, api):
     assert format_money(int(inv["total_cents"]), "EUR", "de") in html
     assert f'href="/invoices/{inv["id"]}/pdf"' in html
     assert "/static/print/invoice.css" in html
+    # Its one inline <style> is allowed by hash; nothing else inline, no script at all.
+    style = re.search(r"<style>(.*?)</style>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    csp = page.headers["Content-Security-Policy"]
+    assert f"style-src 'self' 'sha256-{digest}'" in csp and "script-src 'none'" in csp
+    assert "Seite " in style and "size: A4" in style
     pdf = read_pdf(client.get(f"/invoices/{inv['id']}/pdf").data)
     for item in inv["line_items"]:
         assert item["description"] in html and pdf.has(item["description"])

@@ -70,6 +70,21 @@ def _party(party: dict[str, Any] | None, loc: DocumentLocale) -> dict[str, Any] 
     }
 
 
+def paper_size(snapshot: dict[str, Any]) -> str:
+    """`A4` or `letter` (CSS names), from the issuer's setting; anything else is A4."""
+    return PAPER_SIZES.get(str(snapshot.get("paper_size") or "A4").lower(), "A4")
+
+
+def page_css(snapshot: dict[str, Any]) -> str:
+    """The document's own page rules: paper size and the translated page counter. Inline
+    in the template (the browser page allows exactly this text by its CSP hash)."""
+    loc = DocumentLocale.for_tag(snapshot.get("locale"))
+    return (
+        f"@page {{ size: {paper_size(snapshot)}; "
+        f"@bottom-right {{ content: {loc.css_page_counter()}; }} }}"
+    )
+
+
 def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None) -> dict[str, Any]:
     """The template's variables. Deterministic: the same source gives the same context."""
     invoice, snap = source.invoice, source.snapshot
@@ -177,7 +192,7 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
 
     issuer = _party(snap.get("issuer"), loc) or {"name": "", "lines": []}
     title = f"{loc.text('invoice')} {invoice.invoice_number}"
-    paper = PAPER_SIZES.get(str(snap.get("paper_size") or "A4").lower(), "A4")
+    paper = paper_size(snap)
     return {
         "t": loc.text,
         "lang": loc.lang_attr,
@@ -199,6 +214,6 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
         "totals": totals,
         "payment": payment,
         "paper": paper,
-        "page_counter": loc.css_page_counter(),
+        "page_css": page_css(snap),
         "asset_base": asset_base,
     }
