@@ -457,11 +457,6 @@ def test_tax_list_order_and_paging(api):
     assert [t["code"] for t in ok(api.get("/v1/taxes/?skip=2"))] == ["c"]
 
 
-@pytest.mark.xfail(
-    reason="taxes.service orders `rate` on a text column (DecimalText): '10' sorts before "
-    "'5', so order_by=rate is lexicographic, not numeric",
-    strict=True,
-)
 def test_tax_list_order_by_rate_is_numeric(api):
     for code, rate in (("ten", "10"), ("five", "5"), ("twenty", "20"), ("seven", "7.5")):
         create(api, "/v1/taxes/", {"code": code, "name": code, "rate": rate})

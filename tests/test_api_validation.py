@@ -872,11 +872,6 @@ def test_longest_payment_term_still_finalizes(api):
     assert int(done.get_json()["due_date"][:4]) >= 2100
 
 
-@pytest.mark.xfail(
-    reason="api/core.py parse_json_body catches ValueError only: a deeply nested body "
-    "raises RecursionError in json.loads and answers 500",
-    strict=True,
-)
 def test_deeply_nested_json_is_422_not_500(api, app):
     with Unchanged(app):
         assert_422(post_raw(api, "[" * 100_000 + "]" * 100_000), ["body"])

@@ -57,6 +57,8 @@ def parse_json_body() -> Any:
         return json.loads(raw, parse_float=Decimal, parse_constant=NonFinite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"JSON decode error: {exc}") from None
+    except RecursionError:
+        raise BodyError("JSON decode error: nested too deeply") from None
 
 
 class JsonNumber:
@@ -154,8 +156,8 @@ def authenticate() -> None:
     found = authenticate_api_key(raw)
     if found is None:
         raise AuthError("Invalid or revoked API key")
-    g.api_key, g.account = found
-    set_actor(Actor("api_key", str(g.api_key.id), request_id()))
+    g.api_key, g.account = found, found.account
+    set_actor(Actor("api_key", str(found.key_id), request_id()))
 
 
 WWW_AUTHENTICATE = 'Bearer realm="billing_app", Basic realm="billing_app"'

@@ -291,8 +291,8 @@ def _action(name: str, summary: str, error400: str) -> None:
     }[name]
 
     def view(invoice_id: str) -> dict[str, Any]:
-        inv = service(account_id(), parse_uuid(invoice_id, "Invoice"))
-        return invoice_json(invoices.get_invoice(account_id(), inv.id))
+        # The service returns the invoice as stored, lines loaded: no second read.
+        return invoice_json(service(account_id(), parse_uuid(invoice_id, "Invoice")))
 
     view.__name__ = f"{name}_invoice"
     view.__doc__ = summary

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from ..accounts.models import Account
 from ..database import utcnow
@@ -75,20 +75,39 @@ def _digest(prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def _content(rec: AuditRecord) -> dict[str, Any]:
-    return {
-        "account_id": str(rec.account_id),
-        "seq": rec.seq,
-        "actor_type": rec.actor_type,
-        "actor_id": rec.actor_id,
-        "action": rec.action,
-        "object_type": rec.object_type,
-        "object_id": rec.object_id,
-        "before": rec.before,
-        "after": rec.after,
-        "request_id": rec.request_id,
-        "created_at": rec.created_at.isoformat(),
-    }
+_FIELDS = (
+    "account_id",
+    "seq",
+    "actor_type",
+    "actor_id",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "request_id",
+    "created_at",
+)
+
+
+def _content(rec: Any) -> dict[str, Any]:
+    """The hashed content of a record (an AuditRecord or a row mapping)."""
+    get = rec.__getitem__ if isinstance(rec, dict) else rec.__getattribute__
+    out = {name: get(name) for name in _FIELDS}
+    out["account_id"] = str(out["account_id"])
+    out["created_at"] = out["created_at"].isoformat()
+    return out
+
+
+_TAKE_SEQ = (
+    update(Account)
+    .where(Account.id == bindparam("account"))
+    .values(audit_seq=Account.audit_seq + 1)
+    .returning(Account.audit_seq, Account.audit_head)
+)
+_SET_HEAD = (
+    update(Account).where(Account.id == bindparam("account")).values(audit_head=bindparam("head"))
+)
 
 
 def record(
@@ -99,38 +118,34 @@ def record(
     *,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditRecord:
+) -> None:
     """Append one record inside the caller's write transaction.
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
-    Call it last in a transaction: the lock is held until commit.
+    Call it last in a transaction: the lock is held until commit. Written with Core (three
+    statements, no ORM unit of work): it is on every write path.
     """
     actor = current_actor()
-    seq, prev_hash = db.session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(audit_seq=Account.audit_seq + 1)
-        .returning(Account.audit_seq, Account.audit_head)
-    ).one()
-    rec = AuditRecord(
-        account_id=account_id,
-        seq=seq,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        request_id=actor.request_id,
-        created_at=utcnow(),
-        prev_hash=prev_hash,
-    )
-    rec.hash = _digest(prev_hash, _content(rec))
-    db.session.add(rec)
-    db.session.execute(update(Account).where(Account.id == account_id).values(audit_head=rec.hash))
-    return rec
+    conn = db.session.connection()
+    seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
+    row: dict[str, Any] = {
+        "account_id": account_id,
+        "seq": seq,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": jsonable(before) if before is not None else None,
+        "after": jsonable(after) if after is not None else None,
+        "request_id": actor.request_id,
+        "created_at": utcnow(),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = _digest(prev_hash, _content(row))
+    conn.execute(insert(AuditRecord), row)
+    conn.execute(_SET_HEAD, {"account": account_id, "head": row["hash"]})
 
 
 def verify_chain(account_id: uuid.UUID) -> int | None:

@@ -37,7 +37,14 @@ from ..errors import Duplicate, InvalidInput, InvalidState
 from ..extensions import db
 from ..invoices import calc
 from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice, InvoiceLine
-from ..invoices.service import LineDraft, build_lines, draft_number, line_inputs, open_invoice
+from ..invoices.service import (
+    LineDraft,
+    Parties,
+    build_lines,
+    draft_number,
+    line_inputs,
+    open_invoice,
+)
 from ..money import fraction_to_percent, percent_to_fraction
 from ..payments import service as payments
 from ..payments.models import PaymentMethod
@@ -498,7 +505,7 @@ def create_subscription_invoice(
         ) or default_entity(account_id)
         invoice_id = uuid.uuid4()
         lines = (
-            build_lines(account, customer, entity, assembly.drafts, max_lines=None)
+            build_lines(Parties.of(account, customer, entity), assembly.drafts, max_lines=None)
             if assembly.drafts
             else []
         )

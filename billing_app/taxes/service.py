@@ -5,10 +5,12 @@ the account (its organisation-wide tax, else its default VAT), else 0."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Numeric, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
@@ -21,7 +23,8 @@ from .models import TaxRate
 ORDER_FIELDS = {
     "code": TaxRate.code,
     "name": TaxRate.name,
-    "rate": TaxRate.rate,
+    # Stored as exact text: order by its numeric value, not by the string.
+    "rate": cast(TaxRate.rate, Numeric(20, 6)),
     "created_at": TaxRate.created_at,
 }
 
@@ -122,45 +125,70 @@ def tax_id_for_code(
     return tax_id
 
 
-def resolve_rate_percent(
+@dataclass(frozen=True)
+class TaxTable:
+    """The tax rates one document can use, loaded in one query, and the precedence that
+    picks a line's rate: the line, the item (plan / add-on / charge), the customer, the
+    billing entity default, the account (organisation-wide tax, else default VAT), else 0."""
+
+    by_id: dict[uuid.UUID, tuple[Decimal, str]]
+    organisation: tuple[Decimal, str | None]
+
+    def rate_for(
+        self,
+        *,
+        line_percent: Decimal | None,
+        item_tax_id: uuid.UUID | None = None,
+        customer_tax_id: uuid.UUID | None = None,
+        entity_tax_id: uuid.UUID | None = None,
+    ) -> tuple[Decimal, str | None]:
+        """(percent, tax code) by the first level that has one."""
+        if line_percent is not None:
+            return line_percent, None
+        for tax_id in (item_tax_id, customer_tax_id, entity_tax_id):
+            if tax_id is not None and tax_id in self.by_id:
+                return self.by_id[tax_id]
+        return self.organisation
+
+
+def load_tax_table(
     account_id: uuid.UUID,
-    *,
-    line_percent: Decimal | None,
-    item_tax_id: uuid.UUID | None,
-    customer_tax_id: uuid.UUID | None,
-    entity_tax_id: uuid.UUID | None,
+    tax_ids: Iterable[uuid.UUID | None],
     account_default_percent: Decimal | None,
-    cache: dict[Any, tuple[Decimal, str | None]] | None = None,
-) -> tuple[Decimal, str | None]:
-    """(percent, tax code) by the first level that has one."""
-    if line_percent is not None:
-        return line_percent, None
-    cache = {} if cache is None else cache
-    for tax_id in (item_tax_id, customer_tax_id, entity_tax_id):
-        if tax_id is not None:
-            if tax_id not in cache:
-                tax = db.session.get(TaxRate, tax_id)
-                if tax is not None and tax.account_id == account_id:
-                    cache[tax_id] = (tax.rate, tax.code)
-            if tax_id in cache:
-                return cache[tax_id]
-    if "org" not in cache:
-        org = db.session.scalars(
-            select(TaxRate).where(
-                TaxRate.account_id == account_id, TaxRate.applied_to_organization.is_(True)
-            )
-        ).first()
-        cache["org"] = (
-            (org.rate, org.code)
-            if org
-            else (
-                (account_default_percent, None)
-                if account_default_percent is not None
-                else (Decimal(0), None)
-            )
+) -> TaxTable:
+    """The named rates and the organisation-wide one, scoped to the account."""
+    ids = {tax_id for tax_id in tax_ids if tax_id is not None}
+    condition: ColumnElement[bool] = TaxRate.applied_to_organization.is_(True)
+    if ids:
+        condition = or_(condition, TaxRate.id.in_(ids))
+    rows = db.session.connection().execute(
+        select(TaxRate.id, TaxRate.rate, TaxRate.code, TaxRate.applied_to_organization)
+        .where(TaxRate.account_id == account_id, condition)
+        .order_by(TaxRate.created_at)
+    )
+    by_id: dict[uuid.UUID, tuple[Decimal, str]] = {}
+    organisation: tuple[Decimal, str | None] | None = None
+    for row in rows:
+        by_id[row.id] = (row.rate, row.code)
+        if row.applied_to_organization and organisation is None:
+            organisation = (row.rate, row.code)
+    if organisation is None:
+        organisation = (
+            (account_default_percent, None)
+            if account_default_percent is not None
+            else (Decimal(0), None)
         )
-    return cache["org"]
+    return TaxTable(by_id=by_id, organisation=organisation)
 
 
 def get_tax_by_id(account_id: uuid.UUID, tax_id: uuid.UUID) -> TaxRate:
     return get_scoped(TaxRate, account_id, "Tax", id=tax_id)
+
+
+def rate_choices(account_id: uuid.UUID) -> list[tuple[Decimal, str]]:
+    """(rate, name) of the account's tax rates, lowest rate first, for pickers. Sorted here:
+    the rate column is text, so ORDER BY would put 10 before 5."""
+    rows = db.session.execute(
+        select(TaxRate.rate, TaxRate.name).where(TaxRate.account_id == account_id)
+    ).all()
+    return sorted(((rate, name) for rate, name in rows), key=lambda r: r[0])
