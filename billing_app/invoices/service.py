@@ -18,13 +18,14 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -52,6 +53,7 @@ from .models import (
     Invoice,
     InvoiceLine,
 )
+from .records import INVOICE_COLUMNS, LineRecord, invoice_record, invoice_row
 
 MAX_LINES = 500
 _HANDLE_UNSAFE = re.compile(r"[^a-zA-Z0-9_.\-@]")
@@ -148,7 +150,7 @@ def tax_breakdown(invoice: Invoice) -> calc.Totals:
 # ---------------------------------------------------------------- create
 
 
-def line_inputs(lines: Sequence[InvoiceLine]) -> list[calc.LineInput]:
+def line_inputs(lines: Sequence[InvoiceLine | LineRecord]) -> list[calc.LineInput]:
     return [
         calc.LineInput(
             amount_minor=line.amount_minor,
@@ -207,7 +209,7 @@ def build_lines(
     drafts: Sequence[LineDraft],
     *,
     max_lines: int | None = MAX_LINES,
-) -> list[InvoiceLine]:
+) -> list[LineRecord]:
     """Validated lines with amounts, tax rates and line VAT; nothing is written.
 
     Reads: the charges and metrics the lines name (only when they name some), and the
@@ -242,7 +244,7 @@ def build_lines(
         [parties.customer_tax_id, parties.entity_tax_id, *charge_taxes.values()],
         parties.account_default_vat_percent,
     )
-    lines: list[InvoiceLine] = []
+    lines: list[LineRecord] = []
     for index, draft in enumerate(drafts):
         amount = checked_amount(index, draft)
         if draft.charge_id is not None and draft.charge_id not in charge_taxes:
@@ -258,7 +260,7 @@ def build_lines(
             entity_tax_id=parties.entity_tax_id,
         )
         lines.append(
-            InvoiceLine(
+            LineRecord(
                 id=uuid.uuid4(),
                 position=index,
                 description=draft.description,
@@ -297,20 +299,6 @@ def _snapshot(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _columns(model: Any) -> tuple[tuple[str, str], ...]:
-    """(column name, attribute name) of a mapped class: they differ for `metadata`."""
-    return tuple((prop.columns[0].key, prop.key) for prop in sa_inspect(model).column_attrs)
-
-
-_LINE_COLUMNS = _columns(InvoiceLine)
-_INVOICE_COLUMNS = _columns(Invoice)
-
-
-def _row_of(obj: Any, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """A Core row (column name -> value) of an ORM object that is not in the session."""
-    return {column: getattr(obj, attr) for column, attr in columns}
-
-
 def _customer_and_entity(
     account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
 ) -> tuple[Any, Any]:
@@ -346,12 +334,22 @@ def _customer_and_entity(
     return customer, entity
 
 
+_NEW_INVOICE_DEFAULTS: dict[str, Any] = {attr: None for _, attr in INVOICE_COLUMNS} | {
+    "progressive_credit_minor": 0,
+    "instant": False,
+    "dunning": False,
+    "collect_attempts": 0,
+}
+_INSERT_INVOICE = insert(Invoice.__table__)
+_INSERT_LINES = insert(InvoiceLine.__table__)
+
+
 def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
     """A draft one-off invoice. Raises NotFound (customer, billing entity), InvalidInput.
 
     Everything is read and computed first; the write transaction (on SQLite the write lock)
     only inserts the invoice, its lines and the audit record, with Core statements. The
-    returned invoice is not attached to the session.
+    invoice returned is a plain record with the model's attributes, not a session object.
     """
     customer, entity = _customer_and_entity(account_id, req.customer_id, req.billing_entity_id)
     parties = Parties(
@@ -364,93 +362,77 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
             ("line_items",), "The invoice total cannot be negative; issue a credit note instead"
         )
     now = utcnow()
-    invoice = Invoice(
-        id=uuid.uuid4(),
-        account_id=account_id,
-        billing_entity_id=entity.id,
-        customer_id=customer.id,
-        subscription_id=None,
-        handle=None,
-        invoice_type=ONE_OFF,
-        state=DRAFT,
-        currency=req.currency,
-        number=None,
-        invoice_number=draft_number(),
-        progressive_credit_minor=0,
-        billing_period_start=now,
-        billing_period_end=now,
-        due_at=req.due_at,
-        issued_at=None,
-        paid_at=None,
-        voided_at=None,
-        failed_at=None,
-        created_at=now,
-        updated_at=now,
-        invoice_metadata=req.metadata,
-        billing_address=None,
-        shipping_address=None,
-        cost_center=None,
-        purchase_order_number=None,
-        plan_handle=None,
-        service_period_from=None,
-        service_period_to=None,
-        instant=False,
-        dunning=False,
-        collect_attempts=0,
-        next_collect_at=None,
-    )
-    _store_totals(invoice, totals)
-    line_rows = []
+    invoice = SimpleNamespace(**_NEW_INVOICE_DEFAULTS)
+    invoice.id = uuid.uuid4()
+    invoice.account_id = account_id
+    invoice.billing_entity_id = entity.id
+    invoice.customer_id = customer.id
+    invoice.invoice_type = ONE_OFF
+    invoice.state = DRAFT
+    invoice.currency = req.currency
+    invoice.invoice_number = draft_number()
+    invoice.billing_period_start = invoice.billing_period_end = now
+    invoice.due_at = req.due_at
+    invoice.created_at = invoice.updated_at = now
+    invoice.invoice_metadata = req.metadata
+    _store_totals(cast(Invoice, invoice), totals)
     for line in lines:
         line.invoice_id = invoice.id
-        line_rows.append(_row_of(line, _LINE_COLUMNS))
-    invoice_row = _row_of(invoice, _INVOICE_COLUMNS)
     with write_transaction():
         conn = db.session.connection()
         try:
-            conn.execute(insert(Invoice.__table__), invoice_row)
+            conn.execute(_INSERT_INVOICE, invoice_row(invoice))
         except IntegrityError:
             # The customer or the entity went away since we read them.
             raise NotFound("Customer") from None
-        conn.execute(insert(InvoiceLine.__table__), line_rows)
-        audit.record(account_id, "invoice.created", "invoice", invoice.id, after=_snapshot(invoice))
+        conn.execute(_INSERT_LINES, [line.row() for line in lines])
+        audit.record(
+            account_id,
+            "invoice.created",
+            "invoice",
+            invoice.id,
+            after=_snapshot(cast(Invoice, invoice)),
+            conn=conn,
+        )
     invoice.lines = lines
-    return invoice
+    return cast(Invoice, invoice)
 
 
 # ---------------------------------------------------------------- numbering
 
 
-def take_number(entity_id: uuid.UUID) -> int:
+_BE = BillingEntity.__table__
+_TAKE_NUMBER = (
+    update(_BE)
+    .where(_BE.c.id == bindparam("entity"))
+    .values(next_invoice_number=_BE.c.next_invoice_number + 1)
+    .returning(_BE.c.next_invoice_number - 1)
+)
+_IT = Invoice.__table__
+_HANDLE_TAKEN = select(func.count()).where(
+    _IT.c.account_id == bindparam("account"), _IT.c.handle == bindparam("handle")
+)
+
+
+def take_number(entity_id: uuid.UUID, conn: Any = None) -> int:
     """Next number of the entity's series, from its counter row, locked until commit.
 
     `UPDATE ... RETURNING` takes the row lock on PostgreSQL (parallel finalizers queue);
     on SQLite the transaction already holds the write lock (BEGIN IMMEDIATE). The unique
     constraint on (billing_entity_id, number) stands behind both.
     """
-    return int(
-        db.session.connection()
-        .execute(
-            update(BillingEntity)
-            .where(BillingEntity.id == entity_id)
-            .values(next_invoice_number=BillingEntity.next_invoice_number + 1)
-            .returning(BillingEntity.next_invoice_number - 1)
-        )
-        .scalar_one()
-    )
+    conn = conn or db.session.connection()
+    return int(conn.execute(_TAKE_NUMBER, {"entity": entity_id}).scalar_one())
 
 
-def _handle_for(account_id: uuid.UUID, printed: str, invoice_id: uuid.UUID) -> str:
+def _handle_for(
+    account_id: uuid.UUID, printed: str, invoice_id: uuid.UUID, conn: Any = None
+) -> str:
     """`inv-<printed number>`; with a suffix in the rare case another issuer of the account
     printed the same number."""
+    conn = conn or db.session.connection()
     base = "inv-" + _HANDLE_UNSAFE.sub("-", printed)
-    taken = (
-        db.session.connection()
-        .execute(
-            select(func.count()).where(Invoice.account_id == account_id, Invoice.handle == base)
-        )
-        .scalar_one()
-    )
+    taken = conn.execute(_HANDLE_TAKEN, {"account": account_id, "handle": base}).scalar_one()
     return f"{base}-{invoice_id.hex[:8]}" if taken else base
 
 
@@ -531,8 +513,39 @@ def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
     record_due(invoice, entity, customer)
 
 
-_ENTITY_FOR_ISSUE = select(BillingEntity.__table__).where(BillingEntity.id == bindparam("id"))
-_CUSTOMER_FOR_ISSUE = select(Customer.__table__).where(Customer.id == bindparam("id"))
+_LT = InvoiceLine.__table__
+_WT = Wallet.__table__
+_CT = Customer.__table__
+_INVOICE_FOR_ISSUE = select(_IT).where(
+    _IT.c.account_id == bindparam("account"), _IT.c.id == bindparam("id")
+)
+_LINES_FOR_ISSUE = (
+    select(*[_LT.c[f.name] for f in dataclass_fields(LineRecord)])
+    .where(_LT.c.invoice_id == bindparam("id"))
+    .order_by(_LT.c.position)
+)
+_ENTITY_FOR_ISSUE = select(_BE).where(_BE.c.id == bindparam("id"))
+_CUSTOMER_FOR_ISSUE = select(
+    _CT,
+    select(func.count())
+    .where(
+        _WT.c.customer_id == _CT.c.id,
+        _WT.c.currency == bindparam("currency"),
+        _WT.c.balance_minor > 0,
+    )
+    .scalar_subquery()
+    .label("wallets_with_credit"),
+).where(_CT.c.id == bindparam("id"))
+_WALLET_BALANCE = (
+    select(_WT.c.balance_minor)
+    .where(_WT.c.customer_id == bindparam("customer"), _WT.c.currency == bindparam("currency"))
+    .with_for_update()
+)
+_SPEND_WALLET = (
+    update(_WT)
+    .where(_WT.c.customer_id == bindparam("customer"), _WT.c.currency == bindparam("cur"))
+    .values(balance_minor=_WT.c.balance_minor - bindparam("spent"))
+)
 
 
 def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
@@ -541,57 +554,46 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     Reads and computes first; the write transaction (on SQLite the write lock) takes the
     number, updates the invoice only if it is still the draft that was read (state and
     updated_at), applies prepaid credit, notes the PDF as due and appends the audit record.
-    The returned invoice is not attached to the session.
+    All with Core; the invoice returned is a plain record with the model's attributes.
     """
-    invoice = get_invoice(account_id, invoice_id)
-    if invoice.state != DRAFT:
-        raise InvalidState("Only draft invoices can be finalized")
-    # Detached (with its lines, by cascade): we change it in memory for the answer and
-    # write the change with Core, so the session must not flush it as well.
-    db.session.expunge(invoice)
     conn = db.session.connection()
-    # Rows with every column of the entity and the customer: they stand in for the ORM
-    # objects (same attribute names) without the cost of loading those.
+    row = conn.execute(_INVOICE_FOR_ISSUE, {"account": account_id, "id": invoice_id}).first()
+    if row is None:
+        raise NotFound("Invoice")
+    if row.state != DRAFT:
+        raise InvalidState("Only draft invoices can be finalized")
+    lines = [LineRecord.from_row(r) for r in conn.execute(_LINES_FOR_ISSUE, {"id": invoice_id})]
+    invoice = cast(Invoice, invoice_record(row, lines))
+    # Rows with every column of the entity and the customer stand in for the ORM objects
+    # (same attribute names) without the cost of loading those.
     entity = cast(
-        BillingEntity, conn.execute(_ENTITY_FOR_ISSUE, {"id": invoice.billing_entity_id}).one()
+        BillingEntity, conn.execute(_ENTITY_FOR_ISSUE, {"id": row.billing_entity_id}).one()
     )
-    customer = cast(Customer, conn.execute(_CUSTOMER_FOR_ISSUE, {"id": invoice.customer_id}).one())
-    has_wallet = conn.execute(
-        select(func.count()).where(
-            Wallet.customer_id == invoice.customer_id,
-            Wallet.currency == invoice.currency,
-            Wallet.balance_minor > 0,
-        )
-    ).scalar_one()
+    customer = cast(
+        Customer,
+        conn.execute(_CUSTOMER_FOR_ISSUE, {"id": row.customer_id, "currency": row.currency}).one(),
+    )
     before = _snapshot(invoice)
-    seen_updated_at = invoice.updated_at
+    seen_updated_at = row.updated_at
     with write_transaction():
         conn = db.session.connection()
         now = utcnow()
         balance = 0
-        if has_wallet:
+        if customer.wallets_with_credit:
             balance = conn.execute(
-                select(Wallet.balance_minor)
-                .where(
-                    Wallet.customer_id == invoice.customer_id, Wallet.currency == invoice.currency
-                )
-                .with_for_update()
+                _WALLET_BALANCE, {"customer": row.customer_id, "currency": row.currency}
             ).scalar_one()
         issue = issue_terms(
             invoice, customer.net_payment_term, entity.net_payment_term, balance, now
         )
-        number = take_number(entity.id)
+        number = take_number(entity.id, conn)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
-        handle = _handle_for(account_id, printed, invoice.id)
+        handle = _handle_for(account_id, printed, invoice_id, conn)
         _apply_issue(invoice, issue, number, printed, handle)
         changed = conn.execute(
-            update(Invoice.__table__)
-            .where(
-                Invoice.id == invoice.id,
-                Invoice.state == DRAFT,
-                Invoice.updated_at == seen_updated_at,
-            )
-            .values({name: getattr(invoice, name) for name in _ISSUED_COLUMNS})
+            _ISSUE_UPDATE,
+            {"_id": invoice_id, "_seen": seen_updated_at}
+            | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS},
         ).rowcount
         if changed != 1:
             # Finalized, deleted or edited by someone else since we read it.
@@ -601,20 +603,22 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
             )
         if issue.totals.prepaid_credit_minor:
             conn.execute(
-                update(Wallet.__table__)
-                .where(
-                    Wallet.customer_id == invoice.customer_id, Wallet.currency == invoice.currency
-                )
-                .values(balance_minor=Wallet.balance_minor - issue.totals.prepaid_credit_minor)
+                _SPEND_WALLET,
+                {
+                    "customer": row.customer_id,
+                    "cur": row.currency,
+                    "spent": issue.totals.prepaid_credit_minor,
+                },
             )
-        record_due(invoice, entity, customer)
+        record_due(invoice, entity, customer, conn=conn)
         audit.record(
             account_id,
             "invoice.finalized",
             "invoice",
-            invoice.id,
+            invoice_id,
             before=before,
             after=_snapshot(invoice),
+            conn=conn,
         )
     return invoice
 
@@ -636,6 +640,16 @@ _ISSUED_COLUMNS = (
     "state",
     "paid_at",
     "updated_at",
+)
+# Only while it is still the draft that was read (not finalized, deleted or edited since).
+_ISSUE_UPDATE = (
+    update(_IT)
+    .where(
+        _IT.c.id == bindparam("_id"),
+        _IT.c.state == DRAFT,
+        _IT.c.updated_at == bindparam("_seen"),
+    )
+    .values({name: bindparam(f"v_{name}") for name in _ISSUED_COLUMNS})
 )
 
 
@@ -756,7 +770,7 @@ def replace_lines(
                 ("line_items",), "The invoice total cannot be negative; issue a credit note instead"
             )
         before = _snapshot(invoice)
-        invoice.lines = lines
+        invoice.lines = [line.to_model() for line in lines]
         _store_totals(invoice, totals)
         invoice.updated_at = utcnow()
         db.session.flush()
@@ -776,7 +790,7 @@ def preview_totals(
     customer_id: uuid.UUID,
     billing_entity_id: uuid.UUID | None,
     drafts: Sequence[LineDraft],
-) -> tuple[list[InvoiceLine], calc.Totals]:
+) -> tuple[list[LineRecord], calc.Totals]:
     """Lines and totals as they would be stored, computed without writing anything."""
     account = db.session.get(Account, account_id)
     if account is None:
@@ -991,22 +1005,8 @@ def invoice_with_parties(
         .join(Customer, Customer.id == Invoice.customer_id)
         .join(BillingEntity, BillingEntity.id == Invoice.billing_entity_id)
         .where(Invoice.account_id == account_id, Invoice.id == invoice_id)
-        .options(selectinload(Invoice.lines).load_only(*_SHOWN_LINE_COLUMNS))
+        .options(selectinload(Invoice.lines))
     ).one_or_none()
     if row is None:
         raise NotFound("Invoice")
     return row[0], row[1], row[2]
-
-
-# What a shown invoice needs of its lines (the page and the per-rate totals); the rest
-# stays unloaded, which matters at 50 lines.
-_SHOWN_LINE_COLUMNS = (
-    InvoiceLine.position,
-    InvoiceLine.description,
-    InvoiceLine.quantity,
-    InvoiceLine.unit_amount,
-    InvoiceLine.amount_minor,
-    InvoiceLine.tax_rate,
-    InvoiceLine.amount_incl_vat,
-    InvoiceLine.origin,
-)

@@ -19,7 +19,10 @@ from .common import SessionUser, register_template_helpers
 
 def init_web(app: Flask) -> None:
     """Sign-in, CSRF, the page blueprints, template helpers and security headers."""
+    # A session lasts 12 hours from sign-in, however busy (the cookie is not re-issued on
+    # every request, which also spares every page a signing).
     app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    app.config.setdefault("SESSION_REFRESH_EACH_REQUEST", False)
     app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
     # CSRF is checked by _check_csrf below, which also lets unknown /v1 paths answer the
     # API's 404/405 instead of a CSRF error.
@@ -28,7 +31,10 @@ def init_web(app: Flask) -> None:
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "basic"
+    # The session is re-created at sign-in and ends at sign-out or a password change;
+    # Flask-Login's address/agent fingerprint would only mark it "not fresh", which no page
+    # uses, at the price of a hash on every request.
+    login_manager.session_protection = None
     login_manager.user_loader(_load_user)
 
     from .auth.routes import bp as auth_bp

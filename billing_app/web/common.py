@@ -151,12 +151,17 @@ def account_zone() -> ZoneInfo:
     return _zone(acct.timezone if acct is not None and acct.timezone else "UTC")
 
 
-def local_date(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(account_zone()).strftime("%Y-%m-%d")
+def local_date(value: datetime | None, zone: ZoneInfo | None = None) -> str:
+    """The calendar day in the account's zone (pass `zone` in loops: looking it up costs)."""
+    if value is None:
+        return ""
+    return value.astimezone(zone or account_zone()).strftime("%Y-%m-%d")
 
 
-def local_datetime(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(account_zone()).strftime("%Y-%m-%d %H:%M")
+def local_datetime(value: datetime | None, zone: ZoneInfo | None = None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(zone or account_zone()).strftime("%Y-%m-%d %H:%M")
 
 
 def start_of_local_day(day: date) -> datetime:
@@ -207,4 +212,4 @@ def register_template_helpers(app: Flask) -> None:
             action, action.split(".")[-1].replace("_", " ").capitalize()
         ),
     )
-    app.jinja_env.globals.update(is_htmx=is_htmx)
+    app.jinja_env.globals.update(is_htmx=is_htmx, account_zone=account_zone)

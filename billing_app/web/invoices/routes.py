@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -21,7 +22,8 @@ from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
 from ...invoices import calc
 from ...invoices import service as invoices
-from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice, InvoiceLine
+from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice
+from ...invoices.records import LineRecord
 from ...money import invoiceable_currencies, unit_minor_to_major
 from ...taxes import service as taxes
 from ..common import (
@@ -36,9 +38,10 @@ from ..common import (
 from ..fields import select_choices
 from .forms import (
     SORT_CHOICES,
-    InvoiceFilterForm,
+    STATUS_CHOICES,
     InvoiceForm,
     LineRow,
+    ListFilters,
     MarkPaidForm,
     line_rows,
     new_row,
@@ -77,25 +80,20 @@ def _refused(exc: InvalidState) -> Any:
 def list_invoices() -> Any:
     """Invoices with filters, sorting and keyset paging; htmx gets the results only."""
     aid = account_id()
-    form = InvoiceFilterForm(request.args)
-    form.validate()
+    filters = ListFilters.parse(request.args)
     sort = request.args.get("sort", "-created")
     if sort not in SORT_KEYS:
         sort = "-created"
-    status = form.status.data if form.status.data in STATUS_FILTERS else ""
     customer = None
     if request.args.get("customer"):
         customer = customers.get_customer(aid, parse_uuid(request.args["customer"], "Customer"))
-    created_from, created_before = local_day_bounds(
-        form.date_from.data if not form.date_from.errors else None,
-        form.date_to.data if not form.date_to.errors else None,
-    )
+    created_from, created_before = local_day_bounds(filters.first_day, filters.last_day)
     search = invoices.InvoiceSearch(
-        states=STATUS_FILTERS[status],
+        states=STATUS_FILTERS[filters.status],
         customer_id=customer.id if customer else None,
         created_from=created_from,
         created_before=created_before,
-        text=form.q.data or "",
+        text=filters.q,
         sort=sort.lstrip("-"),
         descending=sort.startswith("-"),
         after=request.args.get("after") or None,
@@ -107,16 +105,17 @@ def list_invoices() -> Any:
     except InvalidInput:
         # A page link from another sort or an edited URL: start from the first page.
         result = invoices.search_invoices(aid, replace(search, after=None, before=None))
-    filtered = bool(status or customer or created_from or created_before or search.text)
+    filtered = bool(filters.status or customer or created_from or created_before or search.text)
     return render(
         "invoices/list.html",
         "invoices/_results.html",
-        form=form,
+        filters=filters,
         page=result,
         sort=sort,
         customer=customer,
         filtered=filtered,
         list_args=_list_args(),
+        status_choices=STATUS_CHOICES,
     )
 
 
@@ -138,9 +137,9 @@ def _invoice(invoice_id: str) -> Invoice:
 def invoice_detail(invoice_id: str) -> Any:
     """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
     aid = account_id()
-    invoice = _invoice(invoice_id)
-    customer = customers.get_customer(aid, invoice.customer_id)
-    entity = entities.get_entity_by_id(aid, invoice.billing_entity_id)
+    invoice, customer, entity = invoices.invoice_with_parties(
+        aid, parse_uuid(invoice_id, "Invoice")
+    )
     history = audit.history(aid, "invoice", invoice.id)
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in history])
     return render_template(
@@ -218,9 +217,10 @@ class Entry:
     customer: Customer | None
     currency: str | None
     customer_q: str = ""
+    vat_choices: list[tuple[str, str]] = field(default_factory=list)
     totals: calc.Totals | None = None
     # Line as it would be stored, by the row's field name prefix (lines-3).
-    amounts: dict[str, InvoiceLine] = field(default_factory=dict)
+    amounts: dict[str, LineRecord] = field(default_factory=dict)
     note: str = ""
     has_errors: bool = False
 
@@ -275,12 +275,11 @@ def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Customer])
 def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str]]:
     choices = [("", "Default")]
     seen: set[str] = set()
-    # Sorted here by number: the rate column is text, so ORDER BY would put 10 before 5.
-    for tax in sorted(taxes.list_taxes(aid, 0, 500, "code"), key=lambda t: t.rate):
-        value = decimal_to_str(tax.rate)
+    for rate, name in taxes.rate_choices(aid):
+        value = decimal_to_str(rate)
         if value not in seen:
             seen.add(value)
-            choices.append((value, f"{tax.name} ({value} %)"))
+            choices.append((value, f"{name} ({value} %)"))
     # Keep a rate an existing draft uses even if no tax rate of the account has it (API).
     for line in invoice.lines if invoice else []:
         value = decimal_to_str(line.tax_rate)
@@ -288,6 +287,14 @@ def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str
             seen.add(value)
             choices.append((value, f"{value} %"))
     return choices
+
+
+@lru_cache(maxsize=1)
+def _currency_choices() -> list[Any]:
+    return select_choices(
+        [("", "The customer's currency")]
+        + [(code, f"{code}: {name}") for code, name in invoiceable_currencies()]
+    )
 
 
 def _prefill(form: InvoiceForm, rows: list[LineRow], invoice: Invoice) -> None:
@@ -323,18 +330,16 @@ def _entry(invoice: Invoice | None) -> Any:
     if action == "add_line" or not rows:
         new_row(rows)
 
+    # An htmx change answers pieces that never show the header's selects: skip their options.
+    whole_page = not (posted and is_htmx() and action not in ("save", "finalize"))
+    # The rows' VAT selects are written out by the template from these (value, label) pairs.
     vat_choices = _vat_choices(aid, invoice)
-    vat_options = select_choices(vat_choices)
-    for row in rows:
-        row.form.vat.choices = vat_options
-    form.billing_entity_id.choices = select_choices(
-        [("", "The customer's default")]
-        + [(str(e.id), e.name) for e in entities.list_entities(aid, 0, 100, "name")]
-    )
-    form.currency.choices = select_choices(
-        [("", "The customer's currency")]
-        + [(code, f"{code}: {name}") for code, name in invoiceable_currencies()]
-    )
+    if whole_page:
+        form.billing_entity_id.choices = select_choices(
+            [("", "The customer's default")]
+            + [(str(e.id), e.name) for e in entities.list_entities(aid, 0, 100, "name")]
+        )
+        form.currency.choices = _currency_choices()
     # Before anything else puts errors on fields: validate() starts every field afresh.
     form_valid = form.validate() if posted else True
 
@@ -347,7 +352,7 @@ def _entry(invoice: Invoice | None) -> Any:
         options: list[Customer] = []
     else:
         customer_q = request.values.get("customer_q", "")
-        options = customers.find_customers(aid, customer_q, limit=50)
+        options = customers.find_customers(aid, customer_q, limit=50) if whole_page else []
         if not posted and request.args.get("customer"):
             form.customer_id.data = request.args["customer"]
         customer = _selected_customer(aid, form.customer_id.data, options)
@@ -364,7 +369,7 @@ def _entry(invoice: Invoice | None) -> Any:
         currency = parse_currency(form.currency) or (customer.currency if customer else None)
         header_ok = header_ok and not form.billing_entity_id.errors and not form.currency.errors
 
-    entry = Entry(form, rows, invoice, customer, currency, customer_q)
+    entry = Entry(form, rows, invoice, customer, currency, customer_q, vat_choices)
     parsed = parse_lines(rows, currency, {v for v, _ in vat_choices if v})
     drafts = [d for _, d in parsed.drafts]
     if customer is not None and drafts and header_ok:
