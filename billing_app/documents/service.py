@@ -89,19 +89,25 @@ def load_source(invoice: Invoice) -> PrintSource:
     return PrintSource(invoice=invoice, snapshot=snapshot, logo=logo)
 
 
-def print_html(
+def print_document(
     source: PrintSource,
     *,
     asset_base: str = "",
     logo_src: str | None = None,
     toolbar: dict[str, Any] | None = None,
-) -> str:
-    """The print template rendered. By default for the PDF: asset URLs relative to the
-    renderer's base; the browser page passes its own `asset_base`, `logo_src`, `toolbar`."""
+) -> tuple[str, str]:
+    """The print template rendered, and its inline page rules (for the page's CSP hash).
+    By default for the PDF: asset URLs relative to the renderer's base; the browser page
+    passes its own `asset_base`, `logo_src` and `toolbar`."""
     if logo_src is None and source.logo is not None:
         logo_src = renderer.logo_path(source.logo.sha256)
     context = print_context(source, asset_base=asset_base, logo_src=logo_src)
-    return render_template("print/invoice.html", toolbar=toolbar, **context)
+    return render_template("print/invoice.html", toolbar=toolbar, **context), context["page_css"]
+
+
+def print_html(source: PrintSource) -> str:
+    """The HTML the PDF is rendered from."""
+    return print_document(source)[0]
 
 
 def render_pdf(source: PrintSource) -> renderer.RenderResult:
