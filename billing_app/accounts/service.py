@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
 from ..crud import apply_changes
-from ..database import utcnow, write_transaction
+from ..database import core_connection, utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
@@ -170,21 +170,23 @@ class KeyPrincipal:
     account: AccountRef
 
 
+_KEYS = ApiKey.__table__
+_ACCOUNTS = Account.__table__
 _KEY_LOOKUP = (
     select(
-        ApiKey.id,
-        ApiKey.prefix,
-        ApiKey.key_hash,
-        ApiKey.revoked_at,
-        ApiKey.last_used_at,
-        Account.id.label("account_id"),
-        Account.name,
-        Account.timezone,
-        Account.default_currency,
-        Account.default_vat_percent,
+        _KEYS.c.id,
+        _KEYS.c.prefix,
+        _KEYS.c.key_hash,
+        _KEYS.c.revoked_at,
+        _KEYS.c.last_used_at,
+        _ACCOUNTS.c.id.label("account_id"),
+        _ACCOUNTS.c.name,
+        _ACCOUNTS.c.timezone,
+        _ACCOUNTS.c.default_currency,
+        _ACCOUNTS.c.default_vat_percent,
     )
-    .join(Account, Account.id == ApiKey.account_id)
-    .where(ApiKey.prefix == bindparam("prefix"))
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _KEYS.c.account_id)
+    .where(_KEYS.c.prefix == bindparam("prefix"))
 )
 
 
@@ -199,7 +201,8 @@ def authenticate_api_key(raw: str) -> KeyPrincipal | None:
     ):
         return None
     prefix = raw[: len(KEY_PREFIX) + _PREFIX_LEN]
-    row = db.session.connection().execute(_KEY_LOOKUP, {"prefix": prefix}).one_or_none()
+    with core_connection() as conn:
+        row = conn.execute(_KEY_LOOKUP, {"prefix": prefix}).one_or_none()
     if row is None:
         return None
     if not hmac.compare_digest(row.key_hash, _hash_key(raw)) or row.revoked_at is not None:

@@ -266,7 +266,9 @@ def update_invoice(invoice_id: str, body: s.InvoiceUpdate) -> dict[str, Any]:
             inv = invoices.void_invoice(aid, iid)
         else:
             raise InvalidState("An invoice never goes back to draft")
-    return invoice_json(invoices.get_invoice(aid, iid))
+    # `inv` is what the last service returned: as stored now (the session's copy read at
+    # the start may predate a change written with Core).
+    return invoice_json(inv)
 
 
 @endpoint(

@@ -99,15 +99,19 @@ def _content(rec: Any) -> dict[str, Any]:
     return out
 
 
+_ACCOUNTS = Account.__table__
 _TAKE_SEQ = (
-    update(Account)
-    .where(Account.id == bindparam("account"))
-    .values(audit_seq=Account.audit_seq + 1)
-    .returning(Account.audit_seq, Account.audit_head)
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("account"))
+    .values(audit_seq=_ACCOUNTS.c.audit_seq + 1)
+    .returning(_ACCOUNTS.c.audit_seq, _ACCOUNTS.c.audit_head)
 )
 _SET_HEAD = (
-    update(Account).where(Account.id == bindparam("account")).values(audit_head=bindparam("head"))
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == bindparam("account"))
+    .values(audit_head=bindparam("head"))
 )
+_INSERT_RECORD = insert(AuditRecord.__table__)
 
 
 def record(
@@ -118,8 +122,10 @@ def record(
     *,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    conn: Any = None,
 ) -> None:
-    """Append one record inside the caller's write transaction.
+    """Append one record inside the caller's write transaction (`conn`: its connection,
+    when the caller already has it).
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
@@ -127,7 +133,7 @@ def record(
     statements, no ORM unit of work): it is on every write path.
     """
     actor = current_actor()
-    conn = db.session.connection()
+    conn = conn or db.session.connection()
     seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
     row: dict[str, Any] = {
         "account_id": account_id,
@@ -144,7 +150,7 @@ def record(
         "prev_hash": prev_hash,
     }
     row["hash"] = _digest(prev_hash, _content(row))
-    conn.execute(insert(AuditRecord), row)
+    conn.execute(_INSERT_RECORD, row)
     conn.execute(_SET_HEAD, {"account": account_id, "head": row["hash"]})
 
 

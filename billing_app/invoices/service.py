@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Select, bindparam, case, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -34,7 +34,7 @@ from ..audit import service as audit
 from ..catalog.models import Charge, Metric
 from ..crud import contains_pattern, order_clause, page
 from ..customers.models import Customer, Wallet
-from ..database import utcnow, write_transaction
+from ..database import core_connection, core_write, utcnow, write_transaction
 from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
 from ..entities.service import default_entity, format_number
@@ -209,6 +209,7 @@ def build_lines(
     drafts: Sequence[LineDraft],
     *,
     max_lines: int | None = MAX_LINES,
+    conn: Any = None,
 ) -> list[LineRecord]:
     """Validated lines with amounts, tax rates and line VAT; nothing is written.
 
@@ -219,7 +220,7 @@ def build_lines(
         raise InvalidInput(("line_items",), "At least one line is required")
     if max_lines is not None and len(drafts) > max_lines:
         raise InvalidInput(("line_items",), f"At most {max_lines} lines are allowed")
-    conn = db.session.connection()
+    conn = conn or db.session.connection()
     account_id = parties.account_id
     charge_ids = {d.charge_id for d in drafts if d.charge_id is not None}
     charge_taxes: dict[uuid.UUID, uuid.UUID | None] = {}
@@ -243,6 +244,7 @@ def build_lines(
         account_id,
         [parties.customer_tax_id, parties.entity_tax_id, *charge_taxes.values()],
         parties.account_default_vat_percent,
+        conn=conn,
     )
     lines: list[LineRecord] = []
     for index, draft in enumerate(drafts):
@@ -299,36 +301,44 @@ def _snapshot(invoice: Invoice) -> dict[str, Any]:
     }
 
 
+_CUSTOMERS = Customer.__table__
+_ENTITIES = BillingEntity.__table__
+_ACCOUNTS = Account.__table__
+_CUSTOMER_FOR_PRICING = select(
+    _CUSTOMERS.c.id,
+    _CUSTOMERS.c.tax_rate_id,
+    _CUSTOMERS.c.billing_entity_id,
+    select(_ACCOUNTS.c.default_vat_percent)
+    .where(_ACCOUNTS.c.id == bindparam("account"))
+    .scalar_subquery()
+    .label("default_vat_percent"),
+).where(_CUSTOMERS.c.account_id == bindparam("account"), _CUSTOMERS.c.id == bindparam("id"))
+_ENTITY_BY_ID = select(_ENTITIES.c.id, _ENTITIES.c.default_tax_rate_id).where(
+    _ENTITIES.c.account_id == bindparam("account"), _ENTITIES.c.id == bindparam("id")
+)
+_DEFAULT_ENTITY = (
+    select(_ENTITIES.c.id, _ENTITIES.c.default_tax_rate_id)
+    .where(_ENTITIES.c.account_id == bindparam("account"))
+    .order_by(_ENTITIES.c.is_default.desc(), _ENTITIES.c.created_at)
+    .limit(1)
+)
+
+
 def _customer_and_entity(
-    account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
+    conn: Any, account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
 ) -> tuple[Any, Any]:
     """(customer row, billing entity row): the request's entity, else the customer's, else
     the account's default. NotFound for either (another account's included)."""
-    conn = db.session.connection()
     customer = conn.execute(
-        select(
-            Customer.id,
-            Customer.tax_rate_id,
-            Customer.billing_entity_id,
-            select(Account.default_vat_percent)
-            .where(Account.id == account_id)
-            .scalar_subquery()
-            .label("default_vat_percent"),
-        ).where(Customer.account_id == account_id, Customer.id == customer_id)
+        _CUSTOMER_FOR_PRICING, {"account": account_id, "id": customer_id}
     ).one_or_none()
     if customer is None:
         raise NotFound("Customer")
-    entity_stmt = select(BillingEntity.id, BillingEntity.default_tax_rate_id).where(
-        BillingEntity.account_id == account_id
-    )
     wanted = entity_id or customer.billing_entity_id
     if wanted is not None:
-        entity_stmt = entity_stmt.where(BillingEntity.id == wanted)
+        entity = conn.execute(_ENTITY_BY_ID, {"account": account_id, "id": wanted}).first()
     else:
-        entity_stmt = entity_stmt.order_by(
-            BillingEntity.is_default.desc(), BillingEntity.created_at
-        ).limit(1)
-    entity = conn.execute(entity_stmt).first()
+        entity = conn.execute(_DEFAULT_ENTITY, {"account": account_id}).first()
     if entity is None:
         raise NotFound("Billing entity")
     return customer, entity
@@ -351,11 +361,18 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
     only inserts the invoice, its lines and the audit record, with Core statements. The
     invoice returned is a plain record with the model's attributes, not a session object.
     """
-    customer, entity = _customer_and_entity(account_id, req.customer_id, req.billing_entity_id)
+    with core_connection() as conn:
+        return _create_one_off(conn, account_id, req)
+
+
+def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
+    customer, entity = _customer_and_entity(
+        conn, account_id, req.customer_id, req.billing_entity_id
+    )
     parties = Parties(
         account_id, customer.default_vat_percent, customer.tax_rate_id, entity.default_tax_rate_id
     )
-    lines = build_lines(parties, req.lines)
+    lines = build_lines(parties, req.lines, conn=conn)
     totals = calc.compute_totals(line_inputs(lines))
     if totals.total_minor < 0:
         raise InvalidInput(
@@ -378,8 +395,7 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
     _store_totals(cast(Invoice, invoice), totals)
     for line in lines:
         line.invoice_id = invoice.id
-    with write_transaction():
-        conn = db.session.connection()
+    with core_write(conn):
         try:
             conn.execute(_INSERT_INVOICE, invoice_row(invoice))
         except IntegrityError:
@@ -425,15 +441,22 @@ def take_number(entity_id: uuid.UUID, conn: Any = None) -> int:
     return int(conn.execute(_TAKE_NUMBER, {"entity": entity_id}).scalar_one())
 
 
+def _handle_candidates(printed: str, invoice_id: uuid.UUID) -> tuple[str, str]:
+    """`inv-<printed number>`, and the one to use if another issuer of the account printed
+    the same number."""
+    base = "inv-" + _HANDLE_UNSAFE.sub("-", printed)
+    return base, f"{base}-{invoice_id.hex[:8]}"
+
+
 def _handle_for(
     account_id: uuid.UUID, printed: str, invoice_id: uuid.UUID, conn: Any = None
 ) -> str:
     """`inv-<printed number>`; with a suffix in the rare case another issuer of the account
     printed the same number."""
     conn = conn or db.session.connection()
-    base = "inv-" + _HANDLE_UNSAFE.sub("-", printed)
+    base, alternative = _handle_candidates(printed, invoice_id)
     taken = conn.execute(_HANDLE_TAKEN, {"account": account_id, "handle": base}).scalar_one()
-    return f"{base}-{invoice_id.hex[:8]}" if taken else base
+    return alternative if taken else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,26 +539,40 @@ def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
 _LT = InvoiceLine.__table__
 _WT = Wallet.__table__
 _CT = Customer.__table__
-_INVOICE_FOR_ISSUE = select(_IT).where(
-    _IT.c.account_id == bindparam("account"), _IT.c.id == bindparam("id")
-)
 _LINES_FOR_ISSUE = (
     select(*[_LT.c[f.name] for f in dataclass_fields(LineRecord)])
     .where(_LT.c.invoice_id == bindparam("id"))
     .order_by(_LT.c.position)
 )
-_ENTITY_FOR_ISSUE = select(_BE).where(_BE.c.id == bindparam("id"))
-_CUSTOMER_FOR_ISSUE = select(
-    _CT,
-    select(func.count())
-    .where(
-        _WT.c.customer_id == _CT.c.id,
-        _WT.c.currency == bindparam("currency"),
-        _WT.c.balance_minor > 0,
+# The invoice, its issuer and its customer in one query: entity and customer columns are
+# prefixed `e_` / `c_` so they do not collide with the invoice's.
+_ISSUE_READ = (
+    select(
+        _IT,
+        *[column.label(f"e_{column.key}") for column in _BE.c],
+        *[column.label(f"c_{column.key}") for column in _CT.c],
+        select(func.count())
+        .where(
+            _WT.c.customer_id == _IT.c.customer_id,
+            _WT.c.currency == _IT.c.currency,
+            _WT.c.balance_minor > 0,
+        )
+        .scalar_subquery()
+        .label("wallets_with_credit"),
     )
-    .scalar_subquery()
-    .label("wallets_with_credit"),
-).where(_CT.c.id == bindparam("id"))
+    .join(_BE, _BE.c.id == _IT.c.billing_entity_id)
+    .join(_CT, _CT.c.id == _IT.c.customer_id)
+    .where(_IT.c.account_id == bindparam("account"), _IT.c.id == bindparam("id"))
+)
+
+
+def _prefixed(mapping: Any, prefix: str) -> Any:
+    """The columns of one table out of a joined row, under their own names: a stand-in for
+    the ORM object (same attribute names) without the cost of loading one."""
+    cut = len(prefix)
+    return SimpleNamespace(**{k[cut:]: v for k, v in mapping.items() if k.startswith(prefix)})
+
+
 _WALLET_BALANCE = (
     select(_WT.c.balance_minor)
     .where(_WT.c.customer_id == bindparam("customer"), _WT.c.currency == bindparam("currency"))
@@ -556,51 +593,57 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     updated_at), applies prepaid credit, notes the PDF as due and appends the audit record.
     All with Core; the invoice returned is a plain record with the model's attributes.
     """
-    conn = db.session.connection()
-    row = conn.execute(_INVOICE_FOR_ISSUE, {"account": account_id, "id": invoice_id}).first()
+    with core_connection() as conn:
+        return _finalize(conn, account_id, invoice_id)
+
+
+def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+    row = conn.execute(_ISSUE_READ, {"account": account_id, "id": invoice_id}).first()
     if row is None:
         raise NotFound("Invoice")
     if row.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
     lines = [LineRecord.from_row(r) for r in conn.execute(_LINES_FOR_ISSUE, {"id": invoice_id})]
     invoice = cast(Invoice, invoice_record(row, lines))
-    # Rows with every column of the entity and the customer stand in for the ORM objects
-    # (same attribute names) without the cost of loading those.
-    entity = cast(
-        BillingEntity, conn.execute(_ENTITY_FOR_ISSUE, {"id": row.billing_entity_id}).one()
-    )
-    customer = cast(
-        Customer,
-        conn.execute(_CUSTOMER_FOR_ISSUE, {"id": row.customer_id, "currency": row.currency}).one(),
-    )
+    entity = cast(BillingEntity, _prefixed(row._mapping, "e_"))
+    customer = cast(Customer, _prefixed(row._mapping, "c_"))
     before = _snapshot(invoice)
     seen_updated_at = row.updated_at
-    with write_transaction():
-        conn = db.session.connection()
+    with core_write(conn):
         now = utcnow()
         balance = 0
-        if customer.wallets_with_credit:
+        if row.wallets_with_credit:
             balance = conn.execute(
                 _WALLET_BALANCE, {"customer": row.customer_id, "currency": row.currency}
             ).scalar_one()
         issue = issue_terms(
             invoice, customer.net_payment_term, entity.net_payment_term, balance, now
         )
+        # The PDF's due row first: the number series stays locked (on PostgreSQL) from
+        # take_number to commit, so as little as possible happens after it.
+        invoice.issued_at = issue.issued_at
+        record_due(invoice, entity, customer, conn=conn)
         number = take_number(entity.id, conn)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
-        handle = _handle_for(account_id, printed, invoice_id, conn)
-        _apply_issue(invoice, issue, number, printed, handle)
-        changed = conn.execute(
+        base, alternative = _handle_candidates(printed, invoice_id)
+        _apply_issue(invoice, issue, number, printed, base)
+        stored = conn.execute(
             _ISSUE_UPDATE,
-            {"_id": invoice_id, "_seen": seen_updated_at}
+            {
+                "_id": invoice_id,
+                "_seen": seen_updated_at,
+                "_account": account_id,
+                "_alt_handle": alternative,
+            }
             | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS},
-        ).rowcount
-        if changed != 1:
+        ).first()
+        if stored is None:
             # Finalized, deleted or edited by someone else since we read it.
             raise InvalidState(
                 "The invoice changed meanwhile; only draft invoices can be "
                 "finalized (reload it and try again)"
             )
+        invoice.handle = stored.handle
         if issue.totals.prepaid_credit_minor:
             conn.execute(
                 _SPEND_WALLET,
@@ -610,7 +653,6 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
                     "spent": issue.totals.prepaid_credit_minor,
                 },
             )
-        record_due(invoice, entity, customer, conn=conn)
         audit.record(
             account_id,
             "invoice.finalized",
@@ -641,7 +683,9 @@ _ISSUED_COLUMNS = (
     "paid_at",
     "updated_at",
 )
+_OTHER_INVOICES = _IT.alias("other_invoices")
 # Only while it is still the draft that was read (not finalized, deleted or edited since).
+# The handle falls back to its alternative if another invoice of the account has it.
 _ISSUE_UPDATE = (
     update(_IT)
     .where(
@@ -649,7 +693,24 @@ _ISSUE_UPDATE = (
         _IT.c.state == DRAFT,
         _IT.c.updated_at == bindparam("_seen"),
     )
-    .values({name: bindparam(f"v_{name}") for name in _ISSUED_COLUMNS})
+    .values(
+        {name: bindparam(f"v_{name}") for name in _ISSUED_COLUMNS if name != "handle"}
+        | {
+            "handle": case(
+                (
+                    select(_OTHER_INVOICES.c.id)
+                    .where(
+                        _OTHER_INVOICES.c.account_id == bindparam("_account"),
+                        _OTHER_INVOICES.c.handle == bindparam("v_handle"),
+                    )
+                    .exists(),
+                    bindparam("_alt_handle"),
+                ),
+                else_=bindparam("v_handle"),
+            )
+        }
+    )
+    .returning(_IT.c.handle)
 )
 
 

@@ -36,7 +36,8 @@ from ..entities.service import default_entity
 from ..errors import Duplicate, InvalidInput, InvalidState
 from ..extensions import db
 from ..invoices import calc
-from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice, InvoiceLine
+from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice
+from ..invoices.records import LineRecord
 from ..invoices.service import (
     LineDraft,
     Parties,
@@ -305,9 +306,9 @@ def _discount_lines(
     account_id: uuid.UUID,
     sub: Subscription,
     invoice_id: uuid.UUID,
-    lines: list[InvoiceLine],
+    lines: list[LineRecord],
     now: datetime,
-) -> list[InvoiceLine]:
+) -> list[LineRecord]:
     rows = db.session.execute(
         select(SubscriptionDiscount, Discount)
         .join(Discount, Discount.id == SubscriptionDiscount.discount_id)
@@ -317,7 +318,7 @@ def _discount_lines(
         .order_by(SubscriptionDiscount.created_at, SubscriptionDiscount.id)
         .with_for_update(of=SubscriptionDiscount)
     ).all()
-    extra: list[InvoiceLine] = []
+    extra: list[LineRecord] = []
     for sub_discount, discount in rows:
         if discount.fixed_count is not None and sub_discount.invoice_count >= discount.fixed_count:
             continue
@@ -346,7 +347,7 @@ def _discount_lines(
                 continue
             line.discounted_amount = (line.discounted_amount or 0) + take
             extra.append(
-                InvoiceLine(
+                LineRecord(
                     id=uuid.uuid4(),
                     description=discount.name,
                     quantity=Decimal(1),
@@ -385,10 +386,10 @@ def _period_passed(sub_discount: SubscriptionDiscount, discount: Discount, now: 
 def _credit_lines(
     sub: Subscription,
     invoice_id: uuid.UUID,
-    lines: list[InvoiceLine],
+    lines: list[LineRecord],
     today_local: date,
     now: datetime,
-) -> list[InvoiceLine]:
+) -> list[LineRecord]:
     credits = list(
         db.session.scalars(
             select(Credit)
@@ -407,7 +408,7 @@ def _credit_lines(
         key=lambda item: (-item[0], item[1]),
     )
     left_by_rate = dict((rate, gross) for gross, rate in room)
-    extra: list[InvoiceLine] = []
+    extra: list[LineRecord] = []
     for credit in credits:
         available = sum(left_by_rate.values())
         take = min(credit.pending_amount, available)
@@ -420,7 +421,7 @@ def _credit_lines(
                 continue
             percent = fraction_to_percent(rate)
             extra.append(
-                InvoiceLine(
+                LineRecord(
                     id=uuid.uuid4(),
                     description=credit.text or "Credit",
                     quantity=Decimal(1),
@@ -552,7 +553,7 @@ def create_subscription_invoice(
             service_period_to=req.plan_period.end if req.plan_manual else None,
             instant=req.instant,
         )
-        invoice.lines = lines
+        invoice.lines = [line.to_model() for line in lines]
         db.session.add(invoice)
         open_invoice(invoice, now=now)
         invoice.next_collect_at = invoice.due_at if invoice.state != PAID else None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Numeric, cast, func, or_, select, update
+from sqlalchemy import Numeric, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
@@ -151,21 +151,36 @@ class TaxTable:
         return self.organisation
 
 
+_TAXES = TaxRate.__table__
+_TAX_COLUMNS = (_TAXES.c.id, _TAXES.c.rate, _TAXES.c.code, _TAXES.c.applied_to_organization)
+_ORG_TAXES = (
+    select(*_TAX_COLUMNS)
+    .where(_TAXES.c.account_id == bindparam("account"), _TAXES.c.applied_to_organization)
+    .order_by(_TAXES.c.created_at)
+)
+_NAMED_OR_ORG_TAXES = (
+    select(*_TAX_COLUMNS)
+    .where(
+        _TAXES.c.account_id == bindparam("account"),
+        or_(_TAXES.c.applied_to_organization, _TAXES.c.id.in_(bindparam("ids", expanding=True))),
+    )
+    .order_by(_TAXES.c.created_at)
+)
+
+
 def load_tax_table(
     account_id: uuid.UUID,
     tax_ids: Iterable[uuid.UUID | None],
     account_default_percent: Decimal | None,
+    conn: Any = None,
 ) -> TaxTable:
-    """The named rates and the organisation-wide one, scoped to the account."""
-    ids = {tax_id for tax_id in tax_ids if tax_id is not None}
-    condition: ColumnElement[bool] = TaxRate.applied_to_organization.is_(True)
+    """The named rates and the organisation-wide one, scoped to the account (one query)."""
+    ids = [tax_id for tax_id in set(tax_ids) if tax_id is not None]
+    conn = conn or db.session.connection()
     if ids:
-        condition = or_(condition, TaxRate.id.in_(ids))
-    rows = db.session.connection().execute(
-        select(TaxRate.id, TaxRate.rate, TaxRate.code, TaxRate.applied_to_organization)
-        .where(TaxRate.account_id == account_id, condition)
-        .order_by(TaxRate.created_at)
-    )
+        rows = conn.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
+    else:
+        rows = conn.execute(_ORG_TAXES, {"account": account_id})
     by_id: dict[uuid.UUID, tuple[Decimal, str]] = {}
     organisation: tuple[Decimal, str | None] | None = None
     for row in rows:
