@@ -138,12 +138,24 @@ def write_transaction() -> Iterator[None]:
 
 @contextmanager
 def core_connection() -> Iterator[Connection]:
-    """A Core connection of its own, for the hot paths (one-off create and finalize, API
-    key lookup): no ORM session, no unit of work, a fraction of their CPU cost. Reads run
-    in an implicit read transaction; `core_write` ends it and opens the write."""
-    if db.session().info.get("write_depth", 0):
-        # On SQLite a second connection would wait for the lock this session holds.
-        raise RuntimeError("a Core hot path cannot run inside a session write transaction")
+    """A Core connection for the hot paths (one-off create and finalize, API key lookup):
+    no ORM session, no unit of work, a fraction of their CPU cost. Reads run in an
+    implicit read transaction; `core_write` ends it and opens the write.
+
+    Called inside a session write transaction (a service composing others), it joins that
+    transaction instead: the session's pending changes are flushed first, and
+    `core_write` neither begins nor commits.
+    """
+    session = db.session()
+    if session.info.get("write_depth", 0):
+        session.flush()
+        conn = session.connection()
+        conn.info["joined"] = conn.info.get("joined", 0) + 1
+        try:
+            yield conn
+        finally:
+            conn.info["joined"] -= 1
+        return
     with db.engine.connect() as conn:
         yield conn
 
@@ -151,7 +163,10 @@ def core_connection() -> Iterator[Connection]:
 @contextmanager
 def core_write(conn: Connection) -> Iterator[Connection]:
     """One write transaction on `conn` (BEGIN IMMEDIATE on SQLite), committed at the end
-    and rolled back on any error."""
+    and rolled back on any error; inside a joined session transaction, just that one."""
+    if conn.info.get("joined"):
+        yield conn
+        return
     if conn.in_transaction():
         conn.rollback()
     conn.execution_options(sqlite_begin="IMMEDIATE")
