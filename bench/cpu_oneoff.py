@@ -75,15 +75,19 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
     app_drafts = create_drafts(engine, tenant, total)
     floor_drafts = create_drafts(engine, tenant, total)
 
-    os.environ.update(DATABASE_URL=url, BENCH_ACCOUNT_ID=str(tenant.account_id),
-                      BENCH_ENTITY_ID=str(tenant.entity_id))
+    os.environ.update(
+        DATABASE_URL=url,
+        BENCH_ACCOUNT_ID=str(tenant.account_id),
+        BENCH_ENTITY_ID=str(tenant.entity_id),
+    )
     from bench.floor_app import create_app as create_floor
 
     floor = create_floor().test_client()
 
     def app_create(i: int) -> None:
-        r = client.post("/v1/invoices/one_off", data=body, content_type="application/json",
-                        headers=headers)
+        r = client.post(
+            "/v1/invoices/one_off", data=body, content_type="application/json", headers=headers
+        )
         assert r.status_code == 200, r.get_data(as_text=True)
 
     def app_finalize(i: int) -> None:
@@ -98,8 +102,12 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
         r = floor.post(f"/floor/invoices/{floor_drafts[i]}/finalize")
         assert r.status_code == 200, r.get_data(as_text=True)
 
-    kinds = {"app-create": app_create, "floor-create": floor_create,
-             "app-finalize": app_finalize, "floor-finalize": floor_finalize}
+    kinds = {
+        "app-create": app_create,
+        "floor-create": floor_create,
+        "app-finalize": app_finalize,
+        "floor-finalize": floor_finalize,
+    }
     for fn in kinds.values():  # warm-up: caches, first connections
         for i in range(10):
             fn(i)
