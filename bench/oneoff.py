@@ -288,6 +288,9 @@ class LoadSpec:
     path_template: str | None = None
     ids: list[str] = field(default_factory=list)
     api_key: str | None = None
+    # With a path template: the JSON body of each request, "{id}" replaced by its pool id
+    # (None: an empty body).
+    body_template: bytes | None = None
 
 
 def _client(
@@ -322,7 +325,12 @@ def _client(
                     break
                 assert spec.path_template is not None
                 path = spec.path_template.format(id=spec.ids[index])
-                raw = request_bytes("POST", path, spec.port, b"", spec.api_key)
+                body = (
+                    spec.body_template.replace(b"{id}", spec.ids[index].encode())
+                    if spec.body_template is not None
+                    else b""
+                )
+                raw = request_bytes("POST", path, spec.port, body, spec.api_key)
             t0 = time.monotonic()
             try:
                 status, _ = conn.request(raw)
