@@ -88,6 +88,31 @@ def test_parallel_requests_with_one_handle_make_one_invoice(
 
 
 @pytest.mark.slow
+def test_one_handle_on_two_subscriptions_in_parallel(app, tenant, live_server, setup):
+    """The handle is unique per account: two subscriptions racing for it get one invoice
+    and one code 11, never a 500 (the unique constraint decides, not the pre-check)."""
+    cat, customer, card, plan, _ = setup
+    for i in range(8):
+        cat.subscription(customer, plan, f"race-{i}", card=card)
+    body = {"handle": "raced", "order_lines": [{"ordertext": "x", "amount": 100}]}
+    for round_ in range(4):
+        body["handle"] = f"raced-{round_}"
+        pair = [f"race-{2 * round_}", f"race-{2 * round_ + 1}"]
+        with ThreadPoolExecutor(2) as pool:
+            results = list(
+                pool.map(
+                    lambda sub: _post(
+                        live_server, tenant.api_key, f"/v1/subscription/{sub}/invoice", dict(body)
+                    ),
+                    pair,
+                )
+            )
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [200, 400], results
+        assert [r["code"] for s_, r in results if s_ == 400] == [11]
+
+
+@pytest.mark.slow
 def test_parallel_settles_make_one_settlement(app, tenant, live_server, setup):
     _, _, card, _, _ = setup
     status, inv = _post(

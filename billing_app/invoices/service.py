@@ -38,7 +38,7 @@ from ..database import core_connection, core_write, utcnow, write_transaction
 from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
 from ..entities.service import default_entity, format_number
-from ..errors import InvalidInput, InvalidState, NotFound
+from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
 from ..taxes.service import load_tax_table
@@ -508,9 +508,26 @@ def _apply_issue(
 
 
 def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
-    """Move a draft ORM invoice to `open` inside the caller's write transaction: number,
-    issue date, due date, prepaid credit (the subscription dialect creates invoices open)."""
+    """Move a new draft ORM invoice to `open` inside the caller's write transaction:
+    number, issue date, due date, prepaid credit (the subscription dialect creates invoices
+    open), then store it with one INSERT and note its PDF as due.
+
+    The invoice is not flushed before its fields are final (no autoflush: one INSERT, not
+    an INSERT and an UPDATE). A handle already taken raises Duplicate.
+    """
     now = now or utcnow()
+    with db.session.no_autoflush:
+        entity, customer = _issue_new(invoice, now)
+    db.session.add(invoice)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise Duplicate("Invoice", f"Invoice handle {invoice.handle!r} is already used") from None
+    # The PDF is rendered later, outside this transaction; only note that it is due.
+    record_due(invoice, entity, customer)
+
+
+def _issue_new(invoice: Invoice, now: datetime) -> tuple[BillingEntity, Customer]:
     entity = db.session.get(BillingEntity, invoice.billing_entity_id)
     customer = db.session.get(Customer, invoice.customer_id)
     assert entity is not None and customer is not None
@@ -532,8 +549,7 @@ def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
     if wallet is not None and issue.totals.prepaid_credit_minor:
         wallet.balance_minor -= issue.totals.prepaid_credit_minor
     _apply_issue(invoice, issue, number, printed, handle)
-    # The PDF is rendered later, outside this transaction; only note that it is due.
-    record_due(invoice, entity, customer)
+    return entity, customer
 
 
 _LT = InvoiceLine.__table__

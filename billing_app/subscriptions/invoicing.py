@@ -24,7 +24,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
 from ..audit import service as audit
@@ -552,15 +551,16 @@ def create_subscription_invoice(
             service_period_from=req.plan_period.start if req.plan_manual else None,
             service_period_to=req.plan_period.end if req.plan_manual else None,
             instant=req.instant,
+            # Set now: column defaults only apply at the INSERT, after the totals.
+            progressive_credit_minor=0,
+            dunning=False,
+            collect_attempts=0,
         )
         invoice.lines = [line.to_model() for line in lines]
-        db.session.add(invoice)
-        open_invoice(invoice, now=now)
-        invoice.next_collect_at = invoice.due_at if invoice.state != PAID else None
-        try:
-            db.session.flush()
-        except IntegrityError:
-            raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
+        invoice.next_collect_at = invoice.due_at
+        open_invoice(invoice, now=now)  # Duplicate if a parallel request took the handle
+        if invoice.state == PAID:
+            invoice.next_collect_at = None
 
         for cost in assembly.costs:
             cost.state, cost.invoice_id = TRANSFERRED, invoice.id
