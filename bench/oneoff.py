@@ -821,29 +821,41 @@ def report(outcome: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
 # ---------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def load_bench_parser(description: str, *, rounds_help: str, pg_db: str) -> argparse.ArgumentParser:
+    """The command-line options every HTTP load benchmark here shares."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
     p.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds before each measurement")
     p.add_argument("--clients", type=int, default=8, help="concurrent client processes")
-    p.add_argument("--rounds", type=int, default=1, help="repeat the four measurements")
-    p.add_argument(
-        "--max-rate", type=float, default=2500.0,
-        help="finalize req/s the draft pool is sized for (default 2500)",
-    )  # fmt: skip
+    p.add_argument("--rounds", type=int, default=1, help=rounds_help)
     p.add_argument(
         "--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="where to create and drop the bench database",
     )  # fmt: skip
-    p.add_argument("--pg-db", default="bench_oneoff", help="bench database (dropped at the end)")
+    p.add_argument("--pg-db", default=pg_db, help="bench database (dropped at the end)")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--report", type=Path, help="only print the report of a --json file")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file, logs)")
-    p.add_argument("--verbose", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def check_load_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not 1 <= args.clients <= 64 or args.seconds <= 0 or args.rounds < 1:
         p.error("need 1..64 clients, seconds > 0, rounds >= 1")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = load_bench_parser(
+        __doc__.split("\n\n")[0], rounds_help="repeat the four measurements", pg_db="bench_oneoff"
+    )
+    p.add_argument(
+        "--max-rate", type=float, default=2500.0,
+        help="finalize req/s the draft pool is sized for (default 2500)",
+    )  # fmt: skip
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    check_load_args(p, args)
     return args
 
 

@@ -70,7 +70,9 @@ from bench.oneoff import (  # noqa: E402
     Server,
     api,
     backend_pids,
+    check_load_args,
     flask_cli,
+    load_bench_parser,
     log,
     median_result,
     postgres_database,
@@ -867,12 +869,10 @@ def report(outcome: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
-    p.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds before each measurement")
-    p.add_argument("--clients", type=int, default=8, help="concurrent client processes")
-    p.add_argument("--rounds", type=int, default=1, help="repeat both measurements, alternating")
+    p = load_bench_parser(
+        __doc__.split("\n\n")[0], rounds_help="repeat both measurements, alternating",
+        pg_db="bench_sub",
+    )  # fmt: skip
     p.add_argument(
         "--max-rate", type=float, default=300.0,
         help="invoices/s the subscription pool is sized for (default 300)",
@@ -881,18 +881,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--count-requests", type=int, default=10,
         help="in-process requests per shape for the statement counts (default 10)",
     )  # fmt: skip
-    p.add_argument(
-        "--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="where to create and drop the bench database",
-    )  # fmt: skip
-    p.add_argument("--pg-db", default="bench_sub", help="bench database (dropped at the end)")
-    p.add_argument("--json", type=Path, help="also write the raw results here")
-    p.add_argument("--report", type=Path, help="only print the report of a --json file")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite file, logs)")
     p.add_argument("--verbose", action="store_true", help="also the statements of one request")
     args = p.parse_args(argv)
-    if not 1 <= args.clients <= 64 or args.seconds <= 0 or args.rounds < 1:
-        p.error("need 1..64 clients, seconds > 0, rounds >= 1")
+    check_load_args(p, args)
     if not args.pg_db.startswith("bench_sub"):
         p.error("--pg-db must start with bench_sub")
     return args
