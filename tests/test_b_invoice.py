@@ -656,3 +656,54 @@ def test_settle_refused_while_a_transaction_is_processing(b, world, app):
     assert_error(b.post("/v1/invoice/pr/cancel"), 400, 80)
     assert b.get("/v1/invoice/pr").get_json()["processing"] is True
     assert inv["state"] == "pending"
+
+
+# ---------------------------------------------------------------- preview (the web form's)
+
+
+def test_preview_matches_the_created_invoice_and_stores_nothing(b, world, cat, app, tenant):
+    from billing_app.subscriptions.invoicing import (
+        OnDemandRequest,
+        OrderLineInput,
+        preview_subscription_invoice,
+    )
+
+    cat.cost(world["sub"], "c1", 2000)
+    cat.credit(world["sub"], "cr1", 1500)
+    cat.discount(world["sub"], "d1", percentage="10")
+    charge = cat.metric_charge(world["plan"], "api_calls", "0.5")
+    cat.usage(world["sub"], charge, "t1", "151")
+    req = OnDemandRequest(
+        handle="prev-1",
+        plan_manual=True,
+        include_unbilled_usage=True,
+        order_lines=(OrderLineInput("Setup", 999, quantity=2),),
+    )
+    before = row_counts(app)
+    with app.test_request_context():
+        preview = preview_subscription_invoice(tenant.account_id, "sub-1", req)
+        db.session.remove()
+    assert row_counts(app) == before
+    with app.app_context():
+        assert db.session.query(Credit).one().pending_amount == 1500
+        assert db.session.query(AdditionalCost).one().state == "pending"
+        assert db.session.query(SubscriptionDiscount).one().invoice_count == 0
+        db.session.remove()
+
+    inv = b.ok(
+        {
+            "handle": "prev-1",
+            "plan_manual": True,
+            "include_unbilled_usage": True,
+            "order_lines": [{"ordertext": "Setup", "amount": 999, "quantity": 2}],
+        }
+    )
+    assert preview.currency == inv["currency"]
+    assert preview.totals.total_minor == inv["amount"]
+    assert preview.totals.vat_minor == inv["amount_vat"]
+    # Dialect B's line `amount` includes VAT; a net-priced preview line adds its VAT.
+    assert [
+        (ln.description, ln.amount_minor + (0 if ln.amount_incl_vat else ln.vat_minor))
+        for ln in preview.lines
+    ] == [(ln["ordertext"], ln["amount"]) for ln in inv["order_lines"]]
+    assert {ln.origin for ln in preview.lines} >= {"plan", "additional_cost", "discount", "credit"}

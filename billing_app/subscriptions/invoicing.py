@@ -455,8 +455,38 @@ class ChargePlan:
     instant: bool
 
 
-def create_subscription_invoice(
+@dataclass(frozen=True)
+class InvoicePreview:
+    """What `create_subscription_invoice` would store for a request, computed by the same
+    code under the same rules (errors included), with nothing written."""
+
+    currency: str
+    lines: list[LineRecord]
+    totals: calc.Totals
+
+
+class _PreviewReady(Exception):
+    """Carries the preview out of the write transaction, which rolls back."""
+
+    def __init__(self, preview: InvoicePreview):
+        super().__init__("preview")
+        self.preview = preview
+
+
+def preview_subscription_invoice(
     account_id: uuid.UUID, subscription_handle: str, req: OnDemandRequest
+) -> InvoicePreview:
+    """The lines and totals an on-demand invoice would have now; nothing is stored (the
+    transaction that assembles them is rolled back). The request's handle is not checked."""
+    try:
+        create_subscription_invoice(account_id, subscription_handle, req, _preview=True)
+    except _PreviewReady as ready:
+        return ready.preview
+    raise AssertionError("create_subscription_invoice returned in preview mode")
+
+
+def create_subscription_invoice(
+    account_id: uuid.UUID, subscription_handle: str, req: OnDemandRequest, *, _preview: bool = False
 ) -> ChargePlan:
     """Store the invoice (open, numbered) in one transaction; see the module docstring."""
     if req.due is not None and req.instant:
@@ -466,7 +496,7 @@ def create_subscription_invoice(
     now = utcnow()
     with write_transaction():
         sub = _lock_invoiceable(account_id, subscription_handle)
-        if db.session.scalar(
+        if not _preview and db.session.scalar(
             select(Invoice.id).where(Invoice.account_id == account_id, Invoice.handle == req.handle)
         ):
             raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used")
@@ -521,6 +551,8 @@ def create_subscription_invoice(
         totals = calc.compute_totals(line_inputs(lines))
         if totals.total_minor < 0:
             raise InvalidInput(("order_lines",), "The invoice amount cannot be negative")
+        if _preview:
+            raise _PreviewReady(InvoicePreview(plan.currency, lines, totals))
 
         invoice = Invoice(
             id=invoice_id,
