@@ -1,8 +1,9 @@
 """The browser app: server-rendered pages over the same services as the JSON API.
 
-One blueprint per area (auth, invoices, customers, settings), each with `routes.py` and
-`forms.py`; templates live in the top-level `templates/` (partials are `_underscored` and
-included by their page, so one template serves the whole page and the htmx fragment).
+One blueprint per area (auth, invoices, customers, settings, subscriptions), each with
+`routes.py` and `forms.py`; templates live in the top-level `templates/` (partials are
+`_underscored` and included by their page, so one template serves the whole page and the
+htmx fragment).
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ def init_web(app: Flask) -> None:
     from .customers.routes import bp as customers_bp
     from .invoices.routes import bp as invoices_bp
     from .settings.routes import bp as settings_bp
+    from .subscriptions.routes import bp as subscriptions_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(invoices_bp, url_prefix="/invoices")
     app.register_blueprint(customers_bp, url_prefix="/customers")
     app.register_blueprint(settings_bp, url_prefix="/settings")
+    # /plans/, /add-ons/, /discounts/ and /subscriptions/: the paths say what they are.
+    app.register_blueprint(subscriptions_bp)
     register_template_helpers(app)
     app.after_request(_security_headers)
     app.teardown_request(_forget_actor)

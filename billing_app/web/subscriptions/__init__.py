@@ -1,0 +1,1 @@
+"""Subscription pages: plans, add-ons, discounts, subscriptions, costs, credits, invoice now."""
