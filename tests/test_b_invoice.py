@@ -707,3 +707,61 @@ def test_preview_matches_the_created_invoice_and_stores_nothing(b, world, cat, a
         for ln in preview.lines
     ] == [(ln["ordertext"], ln["amount"]) for ln in inv["order_lines"]]
     assert {ln.origin for ln in preview.lines} >= {"plan", "additional_cost", "discount", "credit"}
+
+
+def test_create_answer_equals_reading_it_back(b, world, cat):
+    """The create answer is built from what the service stored, not read back: it must be
+    what GET answers, field for field."""
+    cat.cost(world["sub"], "c1", 2000)
+    cat.credit(world["sub"], "cr1", 1500)
+    cat.discount(world["sub"], "d1", percentage="10")
+    created = b.ok(
+        {
+            "handle": "same-1",
+            "plan_manual": True,
+            "metadata": {"k": "v"},
+            "billing_address": {"address": "Street 1", "city": "Town", "country": "DE"},
+            "order_lines": [line(amount=999, quantity=3, vat=0.07, amount_incl_vat=False)],
+        }
+    )
+    read = b.get(f"/v1/invoice/{created['id']}")
+    assert read.status_code == 200
+    assert created == read.get_json()
+    assert created["additional_costs"] == ["c1"]
+    assert [c["credit"] for c in created["credits"]] == ["cr1"]
+
+
+def test_costs_changed_while_invoicing_are_not_billed(b, world, cat, app, monkeypatch):
+    """A cost cancelled between reading and storing (another request) is noticed under the
+    lock: the invoice is assembled again without it, and the cost stays cancelled."""
+    from sqlalchemy import update
+
+    from billing_app.subscriptions import invoicing
+
+    cat.cost(world["sub"], "keep", 2000)
+    cat.cost(world["sub"], "gone", 3000)
+    real = invoicing._assemble
+    calls = []
+
+    def assemble_then_cancel(conn, account_id, ctx, req):
+        out = real(conn, account_id, ctx, req)
+        if not calls:
+            with db.engine.begin() as other:
+                other.execute(
+                    update(AdditionalCost.__table__)
+                    .where(AdditionalCost.__table__.c.handle == "gone")
+                    .values(state="cancelled")
+                )
+        calls.append(len(out.costs))
+        return out
+
+    monkeypatch.setattr(invoicing, "_assemble", assemble_then_cancel)
+    inv = b.ok({"handle": "race-1"})
+    assert calls == [2, 1]  # assembled with both, then again with the one left
+    assert inv["additional_costs"] == ["keep"]
+    assert [ln["ordertext"] for ln in by_origin(inv, "additional_cost")] == ["Cost keep"]
+    with app.app_context():
+        states = {c.handle: (c.state, c.invoice_id) for c in db.session.query(AdditionalCost)}
+        db.session.remove()
+    assert states["gone"] == ("cancelled", None)
+    assert states["keep"][0] == "transferred" and states["keep"][1].hex == inv["id"]

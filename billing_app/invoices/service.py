@@ -38,7 +38,7 @@ from ..database import core_connection, core_write, utcnow, write_transaction
 from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
 from ..entities.service import default_entity, format_number
-from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
+from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
 from ..taxes.service import load_tax_table
@@ -507,49 +507,62 @@ def _apply_issue(
     invoice.updated_at = issue.issued_at
 
 
-def open_invoice(invoice: Invoice, *, now: datetime | None = None) -> None:
-    """Move a new draft ORM invoice to `open` inside the caller's write transaction:
-    number, issue date, due date, prepaid credit (the subscription dialect creates invoices
-    open), then store it with one INSERT and note its PDF as due.
+def issue_new(
+    conn: Any,
+    invoice: Any,
+    entity: Any,
+    customer: Any,
+    *,
+    wallet_may_have_credit: bool,
+    now: datetime,
+) -> None:
+    """Inside the caller's write transaction on `conn`: make a new draft record (not stored
+    yet) `open` (the subscription dialect creates invoices open): due date, prepaid credit
+    from the customer's wallet, a number from the entity's series. The caller then inserts
+    it, so it is written once, final.
 
-    The invoice is not flushed before its fields are final (no autoflush: one INSERT, not
-    an INSERT and an UPDATE). A handle already taken raises Duplicate.
+    `wallet_may_have_credit`: whether the caller's read saw a wallet with a positive
+    balance; without one the wallet is not read (or locked) at all.
     """
-    now = now or utcnow()
-    with db.session.no_autoflush:
-        entity, customer = _issue_new(invoice, now)
-    db.session.add(invoice)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        raise Duplicate("Invoice", f"Invoice handle {invoice.handle!r} is already used") from None
-    # The PDF is rendered later, outside this transaction; only note that it is due.
-    record_due(invoice, entity, customer)
-
-
-def _issue_new(invoice: Invoice, now: datetime) -> tuple[BillingEntity, Customer]:
-    entity = db.session.get(BillingEntity, invoice.billing_entity_id)
-    customer = db.session.get(Customer, invoice.customer_id)
-    assert entity is not None and customer is not None
-    wallet = db.session.scalars(
-        select(Wallet)
-        .where(Wallet.customer_id == invoice.customer_id, Wallet.currency == invoice.currency)
-        .with_for_update()
-    ).one_or_none()
+    balance = 0
+    if wallet_may_have_credit:
+        balance = (
+            conn.execute(
+                _WALLET_BALANCE, {"customer": invoice.customer_id, "currency": invoice.currency}
+            ).scalar_one_or_none()
+            or 0
+        )
     issue = issue_terms(
-        invoice,
-        customer.net_payment_term,
-        entity.net_payment_term,
-        wallet.balance_minor if wallet else 0,
-        now,
+        cast(Invoice, invoice), customer.net_payment_term, entity.net_payment_term, balance, now
     )
-    number = take_number(entity.id)
+    number = take_number(entity.id, conn)
     printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
-    handle = invoice.handle or _handle_for(invoice.account_id, printed, invoice.id)
-    if wallet is not None and issue.totals.prepaid_credit_minor:
-        wallet.balance_minor -= issue.totals.prepaid_credit_minor
-    _apply_issue(invoice, issue, number, printed, handle)
-    return entity, customer
+    handle = invoice.handle or _handle_for(invoice.account_id, printed, invoice.id, conn)
+    if issue.totals.prepaid_credit_minor:
+        conn.execute(
+            _SPEND_WALLET,
+            {
+                "customer": invoice.customer_id,
+                "cur": invoice.currency,
+                "spent": issue.totals.prepaid_credit_minor,
+            },
+        )
+    _apply_issue(cast(Invoice, invoice), issue, number, printed, handle)
+
+
+def new_invoice_record(**values: Any) -> Any:
+    """A plain invoice record with every model attribute (defaults as the columns'), for
+    the Core create paths; `invoice_row()` turns it into the INSERT's row."""
+    record = SimpleNamespace(**_NEW_INVOICE_DEFAULTS)
+    for name, value in values.items():
+        if not hasattr(record, name):
+            raise AttributeError(f"Invoice has no attribute {name!r}")
+        setattr(record, name, value)
+    return record
+
+
+INSERT_INVOICE = _INSERT_INVOICE
+INSERT_LINES = _INSERT_LINES
 
 
 _LT = InvoiceLine.__table__

@@ -20,30 +20,35 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import AddOn, Charge, Discount, Metric, Plan
-from ..customers.models import Customer
-from ..database import utcnow, write_transaction
+from ..customers.models import Customer, Wallet
+from ..database import core_connection, core_write, utcnow, write_transaction
+from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
-from ..entities.service import default_entity
-from ..errors import Duplicate, InvalidInput, InvalidState
+from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..invoices import calc
 from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice
-from ..invoices.records import LineRecord
+from ..invoices.records import LineRecord, invoice_row
 from ..invoices.service import (
+    INSERT_INVOICE,
+    INSERT_LINES,
     LineDraft,
     Parties,
     build_lines,
     draft_number,
+    issue_new,
     line_inputs,
-    open_invoice,
+    new_invoice_record,
 )
 from ..money import fraction_to_percent, percent_to_fraction
 from ..payments import service as payments
@@ -62,7 +67,6 @@ from .models import (
     SubscriptionDiscount,
     UsageEvent,
 )
-from .service import lock_subscription
 
 MAX_ORDER_LINES = 100
 
@@ -111,80 +115,315 @@ def _percent(vat_fraction: Decimal | None) -> Decimal | None:
     return None if vat_fraction is None else fraction_to_percent(vat_fraction)
 
 
-def _lock_invoiceable(account_id: uuid.UUID, handle: str) -> Subscription:
-    """The subscription, locked, if it may be invoiced (codes 12, 13, 95, 22)."""
-    sub = lock_subscription(account_id, handle)
-    if sub.state == EXPIRED:
-        raise InvalidState("Subscription expired", code=13)
-    if sub.state == ON_HOLD:
-        raise InvalidState("Subscription on hold", code=95)
-    if sub.is_cancelled:
-        raise InvalidState("Subscription cancelled", code=22)
-    return sub
+# ---------------------------------------------------------------- statements
+
+_S = Subscription.__table__
+_P = Plan.__table__
+_C = Customer.__table__
+_A = Account.__table__
+_E = BillingEntity.__table__
+_I = Invoice.__table__
+_W = Wallet.__table__
+_SA = SubscriptionAddOn.__table__
+_AO = AddOn.__table__
+_AC = AdditionalCost.__table__
+_CR = Credit.__table__
+_CU = CreditUse.__table__
+_SD = SubscriptionDiscount.__table__
+_D = Discount.__table__
+_U = UsageEvent.__table__
+_M = Metric.__table__
+_CH = Charge.__table__
+_TR = TaxRate.__table__
+_DEFAULT_E = _E.alias("default_entity")
+
+# The subscription with its plan, customer, account settings and billing entity (the
+# customer's, else the account's default) in one row; tables' columns prefixed s_, p_,
+# c_, e_ so they do not collide. Also: whether the invoice handle is taken, and whether
+# the customer has a wallet with credit in the plan's currency.
+_CONTEXT = (
+    select(
+        *[c.label(f"s_{c.key}") for c in _S.c],
+        *[c.label(f"p_{c.key}") for c in _P.c],
+        *[c.label(f"c_{c.key}") for c in _C.c],
+        *[c.label(f"e_{c.key}") for c in _E.c],
+        _A.c.timezone.label("a_timezone"),
+        _A.c.default_vat_percent.label("a_default_vat_percent"),
+        select(_I.c.id)
+        .where(_I.c.account_id == _S.c.account_id, _I.c.handle == bindparam("invoice_handle"))
+        .exists()
+        .label("handle_taken"),
+        select(func.count())
+        .where(
+            _W.c.customer_id == _S.c.customer_id,
+            _W.c.currency == _P.c.currency,
+            _W.c.balance_minor > 0,
+        )
+        .scalar_subquery()
+        .label("wallets_with_credit"),
+    )
+    .join(_P, _P.c.id == _S.c.plan_id)
+    .join(_C, _C.c.id == _S.c.customer_id)
+    .join(_A, _A.c.id == _S.c.account_id)
+    .outerjoin(
+        _E,
+        _E.c.id
+        == func.coalesce(
+            _C.c.billing_entity_id,
+            select(_DEFAULT_E.c.id)
+            .where(_DEFAULT_E.c.account_id == _S.c.account_id)
+            .order_by(_DEFAULT_E.c.is_default.desc(), _DEFAULT_E.c.created_at)
+            .limit(1)
+            .scalar_subquery(),
+        ),
+    )
+    .where(_S.c.account_id == bindparam("account"), _S.c.handle == bindparam("handle"))
+)
+# The same, row-locking the subscription until commit (parallel invoices of one
+# subscription queue here; FOR UPDATE is not rendered on SQLite, whose write lock is held).
+_CONTEXT_LOCKED = _CONTEXT.with_for_update(of=_S)
+# What the assembly depended on, re-read under the lock when it ran before it.
+_SUBSCRIPTION_NOW = (
+    select(
+        _S.c.state,
+        _S.c.is_cancelled,
+        _S.c.plan_id,
+        _S.c.customer_id,
+        _S.c.quantity,
+        _S.c.amount,
+        _S.c.payment_method_id,
+        _S.c.cost_center,
+        _S.c.purchase_order_number,
+        _S.c.current_period_start,
+        _S.c.current_period_end,
+    )
+    .where(_S.c.id == bindparam("id"))
+    .with_for_update()
+)
+_ADD_ONS = (
+    select(
+        _SA.c.handle,
+        _SA.c.quantity,
+        _SA.c.amount,
+        _AO.c.handle.label("add_on_handle"),
+        _AO.c.name,
+        _AO.c.type,
+        _AO.c.amount.label("add_on_amount"),
+        _AO.c.vat,
+        _AO.c.amount_incl_vat,
+    )
+    .join(_AO, _AO.c.id == _SA.c.add_on_id)
+    .where(_SA.c.subscription_id == bindparam("sub"))
+    .order_by(_SA.c.created_at, _SA.c.id)
+)
+_PENDING_COSTS = (
+    select(
+        _AC.c.id,
+        _AC.c.handle,
+        _AC.c.ordertext,
+        _AC.c.quantity,
+        _AC.c.amount,
+        _AC.c.vat,
+        _AC.c.amount_incl_vat,
+    )
+    .where(_AC.c.subscription_id == bindparam("sub"), _AC.c.state == PENDING)
+    .order_by(_AC.c.created_at, _AC.c.id)
+)
+_TAX_CODES = select(_TR.c.code, _TR.c.rate).where(
+    _TR.c.account_id == bindparam("account"), _TR.c.code.in_(bindparam("codes", expanding=True))
+)
+_UNBILLED_USAGE = (
+    select(
+        _U.c.id,
+        _U.c.value,
+        _M.c.id.label("metric_id"),
+        _M.c.code.label("metric_code"),
+        _M.c.name.label("metric_name"),
+        _M.c.aggregation,
+        _CH.c.id.label("charge_id"),
+        _CH.c.unit_amount,
+        _CH.c.tiers,
+        _CH.c.vat,
+        _CH.c.amount_incl_vat,
+    )
+    .join(_M, _M.c.id == _U.c.metric_id)
+    .join(_CH, (_CH.c.metric_id == _M.c.id) & (_CH.c.plan_id == bindparam("plan")))
+    .where(
+        _U.c.subscription_id == bindparam("sub"),
+        _U.c.invoice_id.is_(None),
+        _U.c.timestamp >= bindparam("start"),
+        _U.c.timestamp <= bindparam("end"),
+    )
+    .order_by(_M.c.code, _U.c.timestamp)
+)
+_ACTIVE_DISCOUNTS = (
+    select(
+        _SD.c.id,
+        _SD.c.handle,
+        _SD.c.invoice_count,
+        _SD.c.invoice_ids,
+        _SD.c.created_at,
+        _D.c.name,
+        _D.c.amount,
+        _D.c.percentage,
+        _D.c.apply_to,
+        _D.c.fixed_count,
+        _D.c.fixed_period,
+        _D.c.fixed_period_unit,
+    )
+    .join(_D, _D.c.id == _SD.c.discount_id)
+    .where(_SD.c.subscription_id == bindparam("sub"), _SD.c.state == "active")
+    .order_by(_SD.c.created_at, _SD.c.id)
+)
+_PENDING_CREDITS = (
+    select(_CR.c.id, _CR.c.handle, _CR.c.text, _CR.c.pending_amount, _CR.c.valid_from)
+    .where(_CR.c.subscription_id == bindparam("sub"), _CR.c.state == PENDING)
+    .order_by(_CR.c.created_at, _CR.c.id)
+)
+# The writes: each only if the row is still as it was read (its row count tells).
+_TRANSFER_COSTS = (
+    update(_AC)
+    .where(_AC.c.id.in_(bindparam("ids", expanding=True)), _AC.c.state == PENDING)
+    .values(state=TRANSFERRED, invoice_id=bindparam("invoice"))
+)
+_BILL_USAGE = (
+    update(_U)
+    .where(_U.c.id.in_(bindparam("ids", expanding=True)), _U.c.invoice_id.is_(None))
+    .values(invoice_id=bindparam("invoice"))
+)
+_COUNT_DISCOUNT = (
+    update(_SD)
+    .where(
+        _SD.c.id == bindparam("_id"),
+        _SD.c.state == "active",
+        _SD.c.invoice_count == bindparam("_seen"),
+    )
+    .values(invoice_count=bindparam("_seen") + 1, invoice_ids=bindparam("_ids"))
+)
+_USE_CREDIT = (
+    update(_CR)
+    .where(
+        _CR.c.id == bindparam("_id"),
+        _CR.c.state == PENDING,
+        _CR.c.pending_amount == bindparam("_seen"),
+    )
+    .values(pending_amount=bindparam("_left"), state=bindparam("_state"))
+)
+_INSERT_CREDIT_USES = insert(_CU)
+
+
+class _Changed(Exception):
+    """What the invoice was assembled from changed before the write lock was held."""
+
+
+# ---------------------------------------------------------------- assembly
+
+
+@dataclass
+class _CreditTake:
+    id: uuid.UUID
+    handle: str
+    text: str | None
+    seen: int
+    take: int
+
+
+@dataclass
+class _DiscountCount:
+    id: uuid.UUID
+    seen: int
+    invoice_ids: list[str]
 
 
 @dataclass
 class _Assembly:
-    drafts: list[LineDraft] = field(default_factory=list)
-    costs: list[AdditionalCost] = field(default_factory=list)
+    """An invoice worked out from what was read, and what storing it must change."""
+
+    ctx: Any  # the _CONTEXT row
+    invoice_id: uuid.UUID
+    now: datetime
+    lines: list[LineRecord]
+    totals: calc.Totals
+    costs: list[Any] = field(default_factory=list)  # rows: id, handle
     usage_ids: list[uuid.UUID] = field(default_factory=list)
+    discounts: list[_DiscountCount] = field(default_factory=list)
+    credits: list[_CreditTake] = field(default_factory=list)
 
 
-def _plan_lines(sub: Subscription, plan: Plan, req: OnDemandRequest, out: _Assembly) -> None:
-    out.drafts.append(
+def _checked_context(
+    conn: Any,
+    account_id: uuid.UUID,
+    handle: str,
+    req: OnDemandRequest,
+    *,
+    locked: bool,
+    check_handle: bool,
+) -> Any:
+    """The subscription's context row, if it may be invoiced (codes 12, 13, 95, 22, 11)."""
+    ctx = conn.execute(
+        _CONTEXT_LOCKED if locked else _CONTEXT,
+        {"account": account_id, "handle": handle, "invoice_handle": req.handle},
+    ).first()
+    if ctx is None:
+        raise NotFound("Subscription")
+    _check_invoiceable(ctx.s_state, ctx.s_is_cancelled)
+    if check_handle and ctx.handle_taken:
+        raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used")
+    if ctx.e_id is None:
+        raise NotFound("Billing entity")
+    return ctx
+
+
+def _check_invoiceable(state: str, is_cancelled: bool) -> None:
+    if state == EXPIRED:
+        raise InvalidState("Subscription expired", code=13)
+    if state == ON_HOLD:
+        raise InvalidState("Subscription on hold", code=95)
+    if is_cancelled:
+        raise InvalidState("Subscription cancelled", code=22)
+
+
+def _plan_drafts(conn: Any, ctx: Any, req: OnDemandRequest) -> list[LineDraft]:
+    drafts = [
         LineDraft(
-            description=plan.name,
-            quantity=Decimal(sub.quantity),
-            unit_amount=Decimal(sub.amount if sub.amount is not None else plan.amount),
-            tax_percent=_percent(plan.vat),
-            amount_incl_vat=plan.amount_incl_vat,
+            description=ctx.p_name,
+            quantity=Decimal(ctx.s_quantity),
+            unit_amount=Decimal(ctx.s_amount if ctx.s_amount is not None else ctx.p_amount),
+            tax_percent=_percent(ctx.p_vat),
+            amount_incl_vat=ctx.p_amount_incl_vat,
             origin="plan",
-            origin_handle=plan.handle,
+            origin_handle=ctx.p_handle,
             period_from=req.plan_period.start,
             period_to=req.plan_period.end,
         )
-    )
-    rows = db.session.execute(
-        select(SubscriptionAddOn, AddOn)
-        .join(AddOn, AddOn.id == SubscriptionAddOn.add_on_id)
-        .where(SubscriptionAddOn.subscription_id == sub.id)
-        .order_by(SubscriptionAddOn.created_at, SubscriptionAddOn.id)
-    ).all()
-    for sub_add_on, add_on in rows:
+    ]
+    for row in conn.execute(_ADD_ONS, {"sub": ctx.s_id}):
         period = (
-            req.add_on_service_periods.get(sub_add_on.handle)
-            or req.add_on_service_periods.get(add_on.handle)
+            req.add_on_service_periods.get(row.handle)
+            or req.add_on_service_periods.get(row.add_on_handle)
             or Period()
         )
-        out.drafts.append(
+        drafts.append(
             LineDraft(
-                description=add_on.name,
-                quantity=Decimal(sub_add_on.quantity if add_on.type == "quantity" else 1),
-                unit_amount=Decimal(
-                    sub_add_on.amount if sub_add_on.amount is not None else add_on.amount
-                ),
-                tax_percent=_percent(add_on.vat),
-                amount_incl_vat=add_on.amount_incl_vat,
+                description=row.name,
+                quantity=Decimal(row.quantity if row.type == "quantity" else 1),
+                unit_amount=Decimal(row.amount if row.amount is not None else row.add_on_amount),
+                tax_percent=_percent(row.vat),
+                amount_incl_vat=row.amount_incl_vat,
                 origin="add_on",
-                origin_handle=sub_add_on.handle,
+                origin_handle=row.handle,
                 period_from=period.start,
                 period_to=period.end,
             )
         )
+    return drafts
 
 
-def _cost_lines(sub: Subscription, req: OnDemandRequest, out: _Assembly) -> None:
-    costs = list(
-        db.session.scalars(
-            select(AdditionalCost)
-            .where(AdditionalCost.subscription_id == sub.id, AdditionalCost.state == PENDING)
-            .order_by(AdditionalCost.created_at, AdditionalCost.id)
-            .with_for_update()
-        )
-    )
+def _cost_drafts(costs: list[Any], req: OnDemandRequest) -> list[LineDraft]:
+    drafts = []
     for cost in costs:
         period = req.additional_cost_service_periods.get(cost.handle) or Period()
-        out.drafts.append(
+        drafts.append(
             LineDraft(
                 description=cost.ordertext,
                 quantity=Decimal(cost.quantity),
@@ -197,20 +436,15 @@ def _cost_lines(sub: Subscription, req: OnDemandRequest, out: _Assembly) -> None
                 period_to=period.end,
             )
         )
-    out.costs = costs
+    return drafts
 
 
-def _order_lines(account_id: uuid.UUID, req: OnDemandRequest, out: _Assembly) -> None:
+def _order_drafts(conn: Any, account_id: uuid.UUID, req: OnDemandRequest) -> list[LineDraft]:
     codes = {line.tax_policy for line in req.order_lines if line.tax_policy}
     rates: dict[str, Decimal] = {}
     if codes:
-        rates = dict(
-            db.session.execute(
-                select(TaxRate.code, TaxRate.rate).where(
-                    TaxRate.account_id == account_id, TaxRate.code.in_(codes)
-                )
-            ).all()
-        )
+        rates = dict(conn.execute(_TAX_CODES, {"account": account_id, "codes": list(codes)}).all())
+    drafts = []
     for index, line in enumerate(req.order_lines):
         percent = _percent(line.vat)
         if line.tax_policy:
@@ -219,7 +453,7 @@ def _order_lines(account_id: uuid.UUID, req: OnDemandRequest, out: _Assembly) ->
                     ("order_lines", index, "tax_policy"), f"Unknown tax policy {line.tax_policy!r}"
                 )
             percent = rates[line.tax_policy]
-        out.drafts.append(
+        drafts.append(
             LineDraft(
                 description=line.ordertext,
                 quantity=Decimal(line.quantity),
@@ -229,6 +463,7 @@ def _order_lines(account_id: uuid.UUID, req: OnDemandRequest, out: _Assembly) ->
                 origin="ondemand",
             )
         )
+    return drafts
 
 
 def _aggregate(values: list[Decimal], aggregation: str) -> Decimal:
@@ -239,56 +474,58 @@ def _aggregate(values: list[Decimal], aggregation: str) -> Decimal:
     return sum(values, Decimal(0))
 
 
-def _usage_lines(sub: Subscription, now: datetime, out: _Assembly) -> None:
+def _usage_drafts(
+    conn: Any, ctx: Any, now: datetime, usage_ids: list[uuid.UUID]
+) -> list[LineDraft]:
     """Usage of the current period not billed yet, priced by the plan's charge for the
     metric (graduated tiers when the charge has them). Usage of a metric the plan does not
     price stays unbilled."""
-    period_end = sub.current_period_end or now
-    rows = db.session.execute(
-        select(UsageEvent.id, UsageEvent.value, Metric, Charge)
-        .join(Metric, Metric.id == UsageEvent.metric_id)
-        .join(Charge, (Charge.metric_id == Metric.id) & (Charge.plan_id == sub.plan_id))
-        .where(
-            UsageEvent.subscription_id == sub.id,
-            UsageEvent.invoice_id.is_(None),
-            UsageEvent.timestamp >= sub.current_period_start,
-            UsageEvent.timestamp <= period_end,
-        )
-        .order_by(Metric.code, UsageEvent.timestamp)
-        .with_for_update(of=UsageEvent)
+    period_end = ctx.s_current_period_end or now
+    rows = conn.execute(
+        _UNBILLED_USAGE,
+        {
+            "plan": ctx.s_plan_id,
+            "sub": ctx.s_id,
+            "start": ctx.s_current_period_start,
+            "end": period_end,
+        },
     ).all()
-    grouped: dict[uuid.UUID, tuple[Metric, Charge, list[Decimal]]] = {}
-    for event_id, value, metric, charge in rows:
-        grouped.setdefault(metric.id, (metric, charge, []))[2].append(value)
-        out.usage_ids.append(event_id)
-    for metric, charge, values in grouped.values():
-        total = _aggregate(values, metric.aggregation)
-        for quantity, unit, label in _tiers(total, charge):
+    grouped: dict[uuid.UUID, tuple[Any, list[Decimal]]] = {}
+    for row in rows:
+        grouped.setdefault(row.metric_id, (row, []))[1].append(row.value)
+        usage_ids.append(row.id)
+    drafts = []
+    for row, values in grouped.values():
+        total = _aggregate(values, row.aggregation)
+        for quantity, unit, label in _tiers(total, row.unit_amount, row.tiers):
             if quantity <= 0:
                 continue
-            out.drafts.append(
+            drafts.append(
                 LineDraft(
-                    description=f"{metric.name}{label}",
+                    description=f"{row.metric_name}{label}",
                     quantity=quantity,
                     unit_amount=unit,
-                    tax_percent=_percent(charge.vat),
-                    amount_incl_vat=charge.amount_incl_vat,
-                    charge_id=charge.id,
-                    metric_code=metric.code,
+                    tax_percent=_percent(row.vat),
+                    amount_incl_vat=row.amount_incl_vat,
+                    charge_id=row.charge_id,
+                    metric_code=row.metric_code,
                     origin="usage",
-                    origin_handle=metric.code,
-                    period_from=sub.current_period_start,
+                    origin_handle=row.metric_code,
+                    period_from=ctx.s_current_period_start,
                     period_to=period_end,
                 )
             )
+    return drafts
 
 
-def _tiers(total: Decimal, charge: Charge) -> list[tuple[Decimal, Decimal, str]]:
-    if not charge.tiers:
-        return [(total, charge.unit_amount, "")]
+def _tiers(
+    total: Decimal, unit_amount: Decimal, tiers: list[dict[str, Any]] | None
+) -> list[tuple[Decimal, Decimal, str]]:
+    if not tiers:
+        return [(total, unit_amount, "")]
     out: list[tuple[Decimal, Decimal, str]] = []
     lower = Decimal(0)
-    for tier in charge.tiers:
+    for tier in tiers:
         up_to = tier.get("up_to")
         upper = Decimal(up_to) if up_to is not None else None
         in_tier = (min(total, upper) if upper is not None else total) - lower
@@ -302,42 +539,29 @@ def _tiers(total: Decimal, charge: Charge) -> list[tuple[Decimal, Decimal, str]]
 
 
 def _discount_lines(
-    account_id: uuid.UUID,
-    sub: Subscription,
-    invoice_id: uuid.UUID,
-    lines: list[LineRecord],
-    now: datetime,
+    conn: Any, out: _Assembly, lines: list[LineRecord], now: datetime
 ) -> list[LineRecord]:
-    rows = db.session.execute(
-        select(SubscriptionDiscount, Discount)
-        .join(Discount, Discount.id == SubscriptionDiscount.discount_id)
-        .where(
-            SubscriptionDiscount.subscription_id == sub.id, SubscriptionDiscount.state == "active"
-        )
-        .order_by(SubscriptionDiscount.created_at, SubscriptionDiscount.id)
-        .with_for_update(of=SubscriptionDiscount)
-    ).all()
     extra: list[LineRecord] = []
-    for sub_discount, discount in rows:
-        if discount.fixed_count is not None and sub_discount.invoice_count >= discount.fixed_count:
+    for row in conn.execute(_ACTIVE_DISCOUNTS, {"sub": out.ctx.s_id}):
+        if row.fixed_count is not None and row.invoice_count >= row.fixed_count:
             continue
-        if discount.fixed_period is not None and _period_passed(sub_discount, discount, now):
+        if row.fixed_period is not None and _period_passed(row, now):
             continue
         targets = [
             line
             for line in lines
             if line.amount_minor > 0
             and (
-                "all" in discount.apply_to
-                or line.origin in discount.apply_to
-                or (line.origin == "usage" and "plan" in discount.apply_to)
+                "all" in row.apply_to
+                or line.origin in row.apply_to
+                or (line.origin == "usage" and "plan" in row.apply_to)
             )
         ]
-        remaining_fixed = discount.amount
+        remaining_fixed = row.amount
         made = 0
         for line in targets:
-            if discount.percentage is not None:
-                take = calc.percentage_of(line.amount_minor, discount.percentage)
+            if row.percentage is not None:
+                take = calc.percentage_of(line.amount_minor, row.percentage)
             else:
                 assert remaining_fixed is not None
                 take = min(remaining_fixed, line.amount_minor)
@@ -348,7 +572,7 @@ def _discount_lines(
             extra.append(
                 LineRecord(
                     id=uuid.uuid4(),
-                    description=discount.name,
+                    description=row.name,
                     quantity=Decimal(1),
                     unit_amount=Decimal(-take),
                     amount_minor=-take,
@@ -359,45 +583,37 @@ def _discount_lines(
                         -take, percent_to_fraction(line.tax_rate), line.amount_incl_vat
                     ),
                     origin="discount",
-                    origin_handle=sub_discount.handle,
+                    origin_handle=row.handle,
                 )
             )
             made += 1
         if made:
-            sub_discount.invoice_count += 1
-            sub_discount.invoice_ids = [*sub_discount.invoice_ids, str(invoice_id)]
+            out.discounts.append(
+                _DiscountCount(row.id, row.invoice_count, [*row.invoice_ids, str(out.invoice_id)])
+            )
     return extra
 
 
-def _period_passed(sub_discount: SubscriptionDiscount, discount: Discount, now: datetime) -> bool:
-    assert discount.fixed_period is not None
-    if discount.fixed_period_unit == "days":
-        end = sub_discount.created_at + timedelta(days=discount.fixed_period)
+def _period_passed(row: Any, now: datetime) -> bool:
+    if row.fixed_period_unit == "days":
+        end = row.created_at + timedelta(days=row.fixed_period)
     else:
-        start = sub_discount.created_at
-        months = start.month - 1 + discount.fixed_period
+        start = row.created_at
+        months = start.month - 1 + row.fixed_period
         year, month = start.year + months // 12, months % 12 + 1
         day = min(start.day, 28)
         end = start.replace(year=year, month=month, day=day)
-    return now >= end
+    return bool(now >= end)
 
 
 def _credit_lines(
-    sub: Subscription,
-    invoice_id: uuid.UUID,
-    lines: list[LineRecord],
-    today_local: date,
-    now: datetime,
+    conn: Any, out: _Assembly, lines: list[LineRecord], today_local: date
 ) -> list[LineRecord]:
-    credits = list(
-        db.session.scalars(
-            select(Credit)
-            .where(Credit.subscription_id == sub.id, Credit.state == PENDING)
-            .order_by(Credit.created_at, Credit.id)
-            .with_for_update()
-        )
-    )
-    credits = [c for c in credits if c.valid_from is None or c.valid_from <= today_local]
+    credits = [
+        row
+        for row in conn.execute(_PENDING_CREDITS, {"sub": out.ctx.s_id})
+        if row.valid_from is None or row.valid_from <= today_local
+    ]
     if not credits:
         return []
     totals = calc.compute_totals(line_inputs(lines))
@@ -418,7 +634,6 @@ def _credit_lines(
             part = min(remaining, left_by_rate[rate])
             if part <= 0:
                 continue
-            percent = fraction_to_percent(rate)
             extra.append(
                 LineRecord(
                     id=uuid.uuid4(),
@@ -426,7 +641,7 @@ def _credit_lines(
                     quantity=Decimal(1),
                     unit_amount=Decimal(-part),
                     amount_minor=-part,
-                    tax_rate=percent,
+                    tax_rate=fraction_to_percent(rate),
                     amount_incl_vat=True,
                     vat_minor=calc.line_vat_minor(-part, rate, True),
                     origin="credit",
@@ -437,22 +652,212 @@ def _credit_lines(
             remaining -= part
             if remaining == 0:
                 break
-        credit.pending_amount -= take
-        if credit.pending_amount == 0:
-            credit.state = TRANSFERRED
-        db.session.add(
-            CreditUse(credit_id=credit.id, invoice_id=invoice_id, amount=take, created_at=now)
+        out.credits.append(
+            _CreditTake(credit.id, credit.handle, credit.text, credit.pending_amount, take)
         )
     return extra
 
 
+def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) -> _Assembly:
+    """Every line and total of the invoice, from what `conn` reads now; nothing written.
+    Order: plan and add-ons, pending costs, order lines, usage, then discounts and credits
+    on what those add up to."""
+    now = utcnow()
+    out = _Assembly(ctx, uuid.uuid4(), now, [], calc.compute_totals([]))
+    drafts: list[LineDraft] = []
+    if req.plan_manual:
+        drafts += _plan_drafts(conn, ctx, req)
+    if req.collect_additional_costs:
+        out.costs = conn.execute(_PENDING_COSTS, {"sub": ctx.s_id}).all()
+        drafts += _cost_drafts(out.costs, req)
+    drafts += _order_drafts(conn, account_id, req)
+    if req.include_unbilled_usage:
+        drafts += _usage_drafts(conn, ctx, now, out.usage_ids)
+    parties = Parties(
+        account_id, ctx.a_default_vat_percent, ctx.c_tax_rate_id, ctx.e_default_tax_rate_id
+    )
+    lines = build_lines(parties, drafts, max_lines=None, conn=conn) if drafts else []
+    if req.apply_discounts and lines:
+        lines += _discount_lines(conn, out, lines, now)
+    if req.collect_credit and lines:
+        today_local = now.astimezone(ZoneInfo(ctx.a_timezone)).date()
+        lines += _credit_lines(conn, out, lines, today_local)
+    if not lines:
+        raise InvalidState("The request results in an invoice with no order lines", code=54)
+    for position, line in enumerate(lines):
+        line.position = position
+        line.invoice_id = out.invoice_id
+    out.lines = lines
+    out.totals = calc.compute_totals(line_inputs(lines))
+    if out.totals.total_minor < 0:
+        raise InvalidInput(("order_lines",), "The invoice amount cannot be negative")
+    return out
+
+
+# ---------------------------------------------------------------- storing
+
+
+def _new_invoice(out: _Assembly, account_id: uuid.UUID, req: OnDemandRequest) -> Any:
+    ctx, now = out.ctx, out.now
+    invoice = new_invoice_record(
+        id=out.invoice_id,
+        account_id=account_id,
+        billing_entity_id=ctx.e_id,
+        customer_id=ctx.c_id,
+        subscription_id=ctx.s_id,
+        handle=req.handle,
+        invoice_type=SUBSCRIPTION,
+        state=DRAFT,
+        currency=ctx.p_currency,
+        invoice_number=draft_number(),
+        billing_period_start=req.plan_period.start or now,
+        billing_period_end=req.plan_period.end or now,
+        due_at=req.due or now,
+        created_at=now,
+        updated_at=now,
+        invoice_metadata=req.metadata,
+        billing_address=req.billing_address,
+        shipping_address=req.shipping_address,
+        cost_center=req.cost_center if req.cost_center is not None else ctx.s_cost_center,
+        purchase_order_number=(
+            req.purchase_order_number
+            if req.purchase_order_number is not None
+            else ctx.s_purchase_order_number
+        ),
+        plan_handle=ctx.p_handle if req.plan_manual else None,
+        service_period_from=req.plan_period.start if req.plan_manual else None,
+        service_period_to=req.plan_period.end if req.plan_manual else None,
+        instant=req.instant,
+    )
+    invoice.lines = out.lines
+    return invoice
+
+
+def _still_as_read(conn: Any, ctx: Any) -> None:
+    """Under the lock: the subscription is still invoiceable and what the lines were
+    priced from has not changed (else _Changed: assemble again)."""
+    now = conn.execute(_SUBSCRIPTION_NOW, {"id": ctx.s_id}).first()
+    if now is None:
+        raise _Changed
+    _check_invoiceable(now.state, now.is_cancelled)
+    for name in now._fields:
+        if name not in ("state", "is_cancelled") and getattr(now, name) != getattr(
+            ctx, f"s_{name}"
+        ):
+            raise _Changed
+
+
+def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandRequest) -> Any:
+    """Inside the write transaction: number the invoice, insert it with its lines, move
+    the costs, credits, discount counts and usage it consumed (each only if still as
+    read: else _Changed), note its PDF as due, append the audit record."""
+    ctx = out.ctx
+    entity = _prefixed(ctx, "e_")
+    customer = _prefixed(ctx, "c_")
+    invoice = _new_invoice(out, account_id, req)
+    issue_new(
+        conn, invoice, entity, customer, wallet_may_have_credit=bool(ctx.wallets_with_credit),
+        now=out.now,
+    )  # fmt: skip
+    invoice.next_collect_at = None if invoice.state == PAID else invoice.due_at
+    try:
+        conn.execute(INSERT_INVOICE, invoice_row(invoice))
+    except IntegrityError:
+        raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
+    conn.execute(INSERT_LINES, [line.row() for line in out.lines])
+    invoice_id = out.invoice_id
+    if out.costs:
+        ids = [cost.id for cost in out.costs]
+        if conn.execute(_TRANSFER_COSTS, {"ids": ids, "invoice": invoice_id}).rowcount != len(ids):
+            raise _Changed
+    if out.usage_ids:
+        moved = conn.execute(_BILL_USAGE, {"ids": out.usage_ids, "invoice": invoice_id}).rowcount
+        if moved != len(out.usage_ids):
+            raise _Changed
+    for count in out.discounts:
+        changed = conn.execute(
+            _COUNT_DISCOUNT, {"_id": count.id, "_seen": count.seen, "_ids": count.invoice_ids}
+        ).rowcount
+        if changed != 1:
+            raise _Changed
+    for credit in out.credits:
+        left = credit.seen - credit.take
+        changed = conn.execute(
+            _USE_CREDIT,
+            {
+                "_id": credit.id,
+                "_seen": credit.seen,
+                "_left": left,
+                "_state": TRANSFERRED if left == 0 else PENDING,
+            },
+        ).rowcount
+        if changed != 1:
+            raise _Changed
+    if out.credits:
+        conn.execute(
+            _INSERT_CREDIT_USES,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "credit_id": credit.id,
+                    "invoice_id": invoice_id,
+                    "amount": credit.take,
+                    "created_at": out.now,
+                }
+                for credit in out.credits
+            ],
+        )
+    record_due(invoice, entity, customer, conn=conn)
+    return invoice
+
+
+def _audit(conn: Any, account_id: uuid.UUID, invoice: Any, out: _Assembly) -> None:
+    audit.record(
+        account_id,
+        "invoice.created",
+        "invoice",
+        invoice.id,
+        after={
+            "state": invoice.state,
+            "number": invoice.number,
+            "handle": invoice.handle,
+            "total_minor": invoice.total_minor,
+            "subscription": out.ctx.s_handle,
+            "additional_costs": [c.handle for c in out.costs],
+        },
+        conn=conn,
+    )
+
+
+def _prefixed(row: Any, prefix: str) -> Any:
+    """One table's columns out of the joined row, under their own names (a stand-in for
+    the ORM object)."""
+    cut = len(prefix)
+    return SimpleNamespace(**{k[cut:]: v for k, v in row._mapping.items() if k.startswith(prefix)})
+
+
+# ---------------------------------------------------------------- the service
+
+
 @dataclass(frozen=True)
 class ChargePlan:
-    """What to do after the invoice is stored: charge this method, and how."""
+    """What to do after the invoice is stored: charge this method, and how. `created`:
+    what was stored, to answer with without reading it back (None when a payment was
+    recorded in the same transaction: then the answer reads the invoice)."""
 
     invoice_id: uuid.UUID
     transaction_id: uuid.UUID | None
     instant: bool
+    created: CreatedInvoice | None = None
+
+
+@dataclass(frozen=True)
+class CreatedInvoice:
+    invoice: Any  # plain record with the model's attributes and `lines`
+    customer_handle: str
+    subscription_handle: str
+    cost_handles: list[str]
+    credit_uses: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -465,143 +870,107 @@ class InvoicePreview:
     totals: calc.Totals
 
 
-class _PreviewReady(Exception):
-    """Carries the preview out of the write transaction, which rolls back."""
-
-    def __init__(self, preview: InvoicePreview):
-        super().__init__("preview")
-        self.preview = preview
+def _check_request(req: OnDemandRequest) -> None:
+    if req.due is not None and req.instant:
+        raise InvalidInput(("due",), "due cannot be combined with instant")
+    if len(req.order_lines) > MAX_ORDER_LINES:
+        raise InvalidInput(("order_lines",), f"At most {MAX_ORDER_LINES} order lines")
 
 
 def preview_subscription_invoice(
     account_id: uuid.UUID, subscription_handle: str, req: OnDemandRequest
 ) -> InvoicePreview:
-    """The lines and totals an on-demand invoice would have now; nothing is stored (the
-    transaction that assembles them is rolled back). The request's handle is not checked."""
-    try:
-        create_subscription_invoice(account_id, subscription_handle, req, _preview=True)
-    except _PreviewReady as ready:
-        return ready.preview
-    raise AssertionError("create_subscription_invoice returned in preview mode")
+    """The lines and totals an on-demand invoice would have now; nothing is stored and
+    nothing locked. The request's handle is not checked."""
+    _check_request(req)
+    with core_connection() as conn:
+        ctx = _checked_context(
+            conn, account_id, subscription_handle, req, locked=False, check_handle=False
+        )
+        out = _assemble(conn, account_id, ctx, req)
+    return InvoicePreview(ctx.p_currency, out.lines, out.totals)
+
+
+ATTEMPTS = 3
 
 
 def create_subscription_invoice(
-    account_id: uuid.UUID, subscription_handle: str, req: OnDemandRequest, *, _preview: bool = False
+    account_id: uuid.UUID, subscription_handle: str, req: OnDemandRequest
 ) -> ChargePlan:
-    """Store the invoice (open, numbered) in one transaction; see the module docstring."""
-    if req.due is not None and req.instant:
-        raise InvalidInput(("due",), "due cannot be combined with instant")
-    if len(req.order_lines) > MAX_ORDER_LINES:
-        raise InvalidInput(("order_lines",), f"At most {MAX_ORDER_LINES} order lines")
-    now = utcnow()
-    with write_transaction():
-        sub = _lock_invoiceable(account_id, subscription_handle)
-        if not _preview and db.session.scalar(
-            select(Invoice.id).where(Invoice.account_id == account_id, Invoice.handle == req.handle)
-        ):
-            raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used")
-        account = db.session.get(Account, account_id)
-        plan = db.session.get(Plan, sub.plan_id)
-        customer = db.session.get(Customer, sub.customer_id)
-        assert account is not None and plan is not None and customer is not None
+    """Store the invoice (open, numbered) in one transaction; see the module docstring.
 
+    Without a payment to record, everything is read and priced with Core, and on SQLite
+    before the write lock (which serialises every writer of the database); under the lock
+    the subscription is re-read and every consumed cost, credit, discount count and usage
+    event is changed only if it is still as read. If anything changed meanwhile, the
+    transaction rolls back and the invoice is assembled again, this time under the lock.
+    On PostgreSQL the subscription row is locked first (it only serialises invoices of
+    that subscription).
+    """
+    _check_request(req)
+    if req.settle_requested or req.instant or req.manual_transfer is not None:
+        return _create_with_payment(account_id, subscription_handle, req)
+    for attempt in range(ATTEMPTS):
+        with core_connection() as conn:
+            lock_first = attempt > 0 or conn.dialect.name != "sqlite"
+            try:
+                return _create(conn, account_id, subscription_handle, req, lock_first=lock_first)
+            except _Changed:
+                continue
+    raise InvalidState("The subscription changed while invoicing it; try again", code=1)
+
+
+def _create(
+    conn: Any, account_id: uuid.UUID, handle: str, req: OnDemandRequest, *, lock_first: bool
+) -> ChargePlan:
+    if lock_first:
+        with core_write(conn):
+            ctx = _checked_context(conn, account_id, handle, req, locked=True, check_handle=True)
+            out = _assemble(conn, account_id, ctx, req)
+            invoice = _store(conn, account_id, out, req)
+            _audit(conn, account_id, invoice, out)
+    else:
+        ctx = _checked_context(conn, account_id, handle, req, locked=False, check_handle=True)
+        out = _assemble(conn, account_id, ctx, req)
+        with core_write(conn):
+            _still_as_read(conn, ctx)
+            invoice = _store(conn, account_id, out, req)
+            _audit(conn, account_id, invoice, out)
+    created = CreatedInvoice(
+        invoice,
+        ctx.c_external_id,
+        ctx.s_handle,
+        [cost.handle for cost in out.costs],
+        [
+            {"credit": c.handle, "amount": c.take, "created": out.now, "text": c.text}
+            for c in out.credits
+        ],
+    )
+    return ChargePlan(invoice.id, None, req.instant, created)
+
+
+def _create_with_payment(account_id: uuid.UUID, handle: str, req: OnDemandRequest) -> ChargePlan:
+    """The invoice and its payment (a manual transfer, or a card charge claimed for
+    `charge_after_create`) in one session transaction, the subscription locked first."""
+    with write_transaction(), core_connection() as conn:
+        ctx = _checked_context(conn, account_id, handle, req, locked=True, check_handle=True)
         method: PaymentMethod | None = None
         if req.settle_requested:
             if not req.settle_payment_method:
                 raise InvalidState("Payment method not provided", code=76)
             method = payments.resolve_payment_method(
-                account_id, customer.id, req.settle_payment_method
+                account_id, ctx.c_id, req.settle_payment_method
             )
         elif req.instant and req.manual_transfer is None:
-            if sub.payment_method_id is None:
+            if ctx.s_payment_method_id is None:
                 raise InvalidState("Payment method not provided", code=76)
-            method = db.session.get(PaymentMethod, sub.payment_method_id)
+            method = db.session.get(PaymentMethod, ctx.s_payment_method_id)
             if method is None or method.state != "active":
                 raise InvalidState("Payment method not provided", code=76)
-
-        assembly = _Assembly()
-        if req.plan_manual:
-            _plan_lines(sub, plan, req, assembly)
-        if req.collect_additional_costs:
-            _cost_lines(sub, req, assembly)
-        _order_lines(account_id, req, assembly)
-        if req.include_unbilled_usage:
-            _usage_lines(sub, now, assembly)
-
-        entity = (
-            db.session.get(BillingEntity, customer.billing_entity_id)
-            if customer.billing_entity_id
-            else None
-        ) or default_entity(account_id)
-        invoice_id = uuid.uuid4()
-        lines = (
-            build_lines(Parties.of(account, customer, entity), assembly.drafts, max_lines=None)
-            if assembly.drafts
-            else []
-        )
-        if req.apply_discounts and lines:
-            lines += _discount_lines(account_id, sub, invoice_id, lines, now)
-        today_local = now.astimezone(ZoneInfo(account.timezone)).date()
-        if req.collect_credit and lines:
-            lines += _credit_lines(sub, invoice_id, lines, today_local, now)
-        if not lines:
-            raise InvalidState("The request results in an invoice with no order lines", code=54)
-        for position, line in enumerate(lines):
-            line.position = position
-        totals = calc.compute_totals(line_inputs(lines))
-        if totals.total_minor < 0:
-            raise InvalidInput(("order_lines",), "The invoice amount cannot be negative")
-        if _preview:
-            raise _PreviewReady(InvoicePreview(plan.currency, lines, totals))
-
-        invoice = Invoice(
-            id=invoice_id,
-            account_id=account_id,
-            billing_entity_id=entity.id,
-            customer_id=customer.id,
-            subscription_id=sub.id,
-            handle=req.handle,
-            invoice_type=SUBSCRIPTION,
-            state=DRAFT,
-            currency=plan.currency,
-            invoice_number=draft_number(),
-            billing_period_start=req.plan_period.start or now,
-            billing_period_end=req.plan_period.end or now,
-            due_at=req.due or now,
-            created_at=now,
-            updated_at=now,
-            invoice_metadata=req.metadata,
-            billing_address=req.billing_address,
-            shipping_address=req.shipping_address,
-            cost_center=req.cost_center if req.cost_center is not None else sub.cost_center,
-            purchase_order_number=(
-                req.purchase_order_number
-                if req.purchase_order_number is not None
-                else sub.purchase_order_number
-            ),
-            plan_handle=plan.handle if req.plan_manual else None,
-            service_period_from=req.plan_period.start if req.plan_manual else None,
-            service_period_to=req.plan_period.end if req.plan_manual else None,
-            instant=req.instant,
-            # Set now: column defaults only apply at the INSERT, after the totals.
-            progressive_credit_minor=0,
-            dunning=False,
-            collect_attempts=0,
-        )
-        invoice.lines = [line.to_model() for line in lines]
-        invoice.next_collect_at = invoice.due_at
-        open_invoice(invoice, now=now)  # Duplicate if a parallel request took the handle
-        if invoice.state == PAID:
-            invoice.next_collect_at = None
-
-        for cost in assembly.costs:
-            cost.state, cost.invoice_id = TRANSFERRED, invoice.id
-        if assembly.usage_ids:
-            db.session.execute(
-                update(UsageEvent)
-                .where(UsageEvent.id.in_(assembly.usage_ids))
-                .values(invoice_id=invoice.id)
-            )
+        out = _assemble(conn, account_id, ctx, req)
+        record = _store(conn, account_id, out, req)
+        invoice = db.session.get(Invoice, record.id)
+        assert invoice is not None
         transaction_id = None
         if req.manual_transfer is not None and invoice.state != PAID:
             payments.settle_manually(invoice, req.manual_transfer)
@@ -609,21 +978,8 @@ def create_subscription_invoice(
             transaction_id = payments.claim(invoice, method).id
             invoice.next_collect_at = None
         db.session.flush()
-        audit.record(
-            account_id,
-            "invoice.created",
-            "invoice",
-            invoice.id,
-            after={
-                "state": invoice.state,
-                "number": invoice.number,
-                "handle": invoice.handle,
-                "total_minor": invoice.total_minor,
-                "subscription": sub.handle,
-                "additional_costs": [c.handle for c in assembly.costs],
-            },
-        )
-    return ChargePlan(invoice.id, transaction_id, req.instant)
+        _audit(conn, account_id, invoice, out)
+    return ChargePlan(record.id, transaction_id, req.instant)
 
 
 def charge_after_create(account_id: uuid.UUID, plan: ChargePlan) -> None:
