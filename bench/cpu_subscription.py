@@ -40,6 +40,7 @@ def main() -> int:
     p.add_argument("-n", type=int, default=100, help="requests per kind and round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--profile", type=Path, help="write sub.prof (cProfile) into this folder")
+    p.add_argument("--statements", action="store_true", help="list one request's statements")
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-cpu-sub-"))
@@ -109,6 +110,9 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
     statements.clear()
     sub_invoice(handles.pop())
     print(f"statements per subscription invoice: {len(statements)}")
+    if args.statements:
+        for statement in statements:
+            print("   ", " ".join(statement.split())[:150])
     profiler = cProfile.Profile() if args.profile else None
     sub_ms: list[float] = []
     one_ms: list[float] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +19,10 @@ from iso4217 import Currency
 # Enough precision that no product of a 6-decimal quantity and a 6-decimal unit price of
 # any realistic size is ever rounded by the context before we round it ourselves.
 _PRECISION = 60
+# The arithmetic context of the money path: 60 significant digits, and the rest (traps,
+# rounding of the inexact last digit) Python's defaults. Used explicitly, never the
+# thread's current context, so nothing a caller sets can change a figure.
+_MATH = Context(prec=_PRECISION)
 _ONE = Decimal(1)
 
 
@@ -94,22 +98,16 @@ def decimal_places(value: Decimal) -> int:
 
 def round_half_up(value: Decimal) -> int:
     """Round to a whole number, ties away from zero (commercial rounding)."""
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
-        return int(value.quantize(_ONE, rounding=ROUND_HALF_UP))
+    return int(value.quantize(_ONE, rounding=ROUND_HALF_UP, context=_MATH))
 
 
 def multiply(a: Decimal, b: Decimal) -> Decimal:
     """Exact product (within 60 significant digits) of two decimals."""
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
-        return a * b
+    return _MATH.multiply(a, b)
 
 
 def divide(a: Decimal, b: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = _PRECISION
-        return a / b
+    return _MATH.divide(a, b)
 
 
 def line_amount(quantity: Decimal, unit_amount: Decimal) -> int:

@@ -476,19 +476,25 @@ def issue_terms(
     entity_term: int,
     wallet_balance: int,
     now: datetime,
+    *,
+    totals: calc.Totals | None = None,
 ) -> Issue:
     """The issuing rules: due date from the payment term (customer's, else the entity's)
-    unless the invoice has one; prepaid credit applied after VAT; nothing due -> paid."""
+    unless the invoice has one; prepaid credit applied after VAT; nothing due -> paid.
+
+    `totals`: the lines' totals if the caller has them; used when nothing is prepaid or
+    progressively credited (else they are computed with those)."""
     if invoice.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
     due = invoice.due_at
     if due is None:
         due = now + timedelta(days=customer_term if customer_term is not None else entity_term)
-    totals = calc.compute_totals(
-        line_inputs(invoice.lines),
-        prepaid_available_minor=wallet_balance,
-        progressive_credit_minor=invoice.progressive_credit_minor,
-    )
+    if totals is None or wallet_balance or invoice.progressive_credit_minor:
+        totals = calc.compute_totals(
+            line_inputs(invoice.lines),
+            prepaid_available_minor=wallet_balance,
+            progressive_credit_minor=invoice.progressive_credit_minor,
+        )
     paid = totals.total_minor == 0
     return Issue(now, due, totals, PAID if paid else OPEN, now if paid else None)
 
@@ -515,6 +521,7 @@ def issue_new(
     *,
     wallet_may_have_credit: bool,
     now: datetime,
+    totals: calc.Totals | None = None,
 ) -> None:
     """Inside the caller's write transaction on `conn`: make a new draft record (not stored
     yet) `open` (the subscription dialect creates invoices open): due date, prepaid credit
@@ -533,7 +540,12 @@ def issue_new(
             or 0
         )
     issue = issue_terms(
-        cast(Invoice, invoice), customer.net_payment_term, entity.net_payment_term, balance, now
+        cast(Invoice, invoice),
+        customer.net_payment_term,
+        entity.net_payment_term,
+        balance,
+        now,
+        totals=totals,
     )
     number = take_number(entity.id, conn)
     printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))

@@ -312,6 +312,9 @@ _USE_CREDIT = (
 _INSERT_CREDIT_USES = insert(_CU)
 
 
+_NO_TOTALS = calc.compute_totals([])
+
+
 class _Changed(Exception):
     """What the invoice was assembled from changed before the write lock was held."""
 
@@ -663,7 +666,7 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
     Order: plan and add-ons, pending costs, order lines, usage, then discounts and credits
     on what those add up to."""
     now = utcnow()
-    out = _Assembly(ctx, uuid.uuid4(), now, [], calc.compute_totals([]))
+    out = _Assembly(ctx, uuid.uuid4(), now, [], _NO_TOTALS)
     drafts: list[LineDraft] = []
     if req.plan_manual:
         drafts += _plan_drafts(conn, ctx, req)
@@ -756,9 +759,14 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
     customer = _prefixed(ctx, "c_")
     invoice = _new_invoice(out, account_id, req)
     issue_new(
-        conn, invoice, entity, customer, wallet_may_have_credit=bool(ctx.wallets_with_credit),
+        conn,
+        invoice,
+        entity,
+        customer,
+        wallet_may_have_credit=bool(ctx.wallets_with_credit),
         now=out.now,
-    )  # fmt: skip
+        totals=out.totals,
+    )
     invoice.next_collect_at = None if invoice.state == PAID else invoice.due_at
     try:
         conn.execute(INSERT_INVOICE, invoice_row(invoice))
