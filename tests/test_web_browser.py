@@ -271,3 +271,113 @@ def test_screenshots_of_the_main_pages(app, live_server, chromium, tenant, tmp_p
     _shoot(phone, folder, "12-invoice-detail-phone")
     assert page.js_errors == [] and phone.js_errors == []
     assert len(list(folder.glob("*.png"))) >= 12
+
+
+def _subscription_setup(app: Any, tenant: Any) -> Any:
+    """A German customer on a 100 EUR plan with an add-on, a pending cost, a credit and a
+    10 % discount (written through the models, as the invoice tests do)."""
+    from b_setup import Catalog
+    from sqlalchemy import update
+
+    from billing_app.customers.models import Customer
+    from billing_app.extensions import db
+
+    cat = Catalog(app, tenant.account_id)
+    customer = cat.customer("acme", name="ACME <Europe> GmbH")
+    with app.app_context():
+        db.session.execute(
+            update(Customer).where(Customer.id == customer.id).values(document_locale="de")
+        )
+        db.session.commit()
+        db.session.remove()
+    plan = cat.plan("pro-monthly", amount=24900)
+    sub = cat.subscription(customer, plan, "acme-pro")
+    cat.add_on(sub, "backup", 4900)
+    cat.cost(sub, "setup-fee", 9900)
+    cat.credit(sub, "goodwill", 2500)
+    cat.discount(sub, "welcome", percentage="10")
+    return cat, sub
+
+
+def test_invoice_a_subscription_now_with_the_preview(app, live_server, chromium, tenant):
+    _subscription_setup(app, tenant)
+    page = _page(chromium)
+    _sign_in(page, live_server, tenant)
+    page.get_by_role("link", name="Subscriptions").first.click()
+    page.get_by_role("link", name="acme-pro").click()
+    page.get_by_role("link", name="Invoice now").click()
+    page.wait_for_url(f"{live_server}/subscriptions/acme-pro/invoice")
+    # Defaults: the pending cost (99), 10 % off it, the credit (25): 64,10 €.
+    assert _total(page) == "64,10\xa0€"
+
+    # Plan and add-on lines: + 249 + 49, 10 % off those too: 332,30 €.
+    page.get_by_label("Plan and add-on lines").check()
+    page.wait_for_selector('[data-total="total"]:has-text("332,30")')
+    assert "Plan pro-monthly" in page.inner_text("#preview")
+    # Without the discounts: 99 + 249 + 49 - 25 = 372,00 €.
+    page.get_by_label("Apply the subscription's discounts").uncheck()
+    page.wait_for_selector('[data-total="total"]:has-text("372,00")')
+    # An extra order line, typed in German format, excl. VAT at the default rate (0 %).
+    page.fill("#lines-0-ordertext", "Migration <help>")
+    page.fill("#lines-0-amount", "100,50")
+    page.press("#lines-0-amount", "Tab")
+    page.wait_for_selector('[data-total="total"]:has-text("472,50")')
+    page.get_by_role("button", name="+ Add line").click()
+    page.wait_for_selector("#lines-1-ordertext")
+    page.fill("#lines-1-ordertext", "Oops")
+    page.fill("#lines-1-amount", "abc")
+    page.press("#lines-1-amount", "Tab")
+    page.wait_for_selector("#lines-1-amount-error:has-text('Not an amount')")
+    page.locator("#lines-1-row button[name=remove_line]").click()
+    page.wait_for_selector('[data-total="total"]:has-text("472,50")')
+    assert page.locator("#lines-1-row").count() == 0
+
+    page.get_by_role("button", name="Create invoice").click()
+    page.wait_for_url(re.compile(r".*/invoices/[0-9a-f-]{36}$"))
+    assert "The invoice is created." in page.inner_text(".flashes")
+    number = page.inner_text(".invoice-number")
+    assert re.fullmatch(r"[A-Z]+-\d+", number), number
+    assert "472,50\xa0€" in page.inner_text("dl.totals .grand")
+    assert "Migration <help>" in page.inner_text("table.lines-view")
+    page.get_by_role("link", name="Open its subscription").click()
+    page.wait_for_url(f"{live_server}/subscriptions/acme-pro")
+    assert number in page.inner_text("body")
+    assert page.js_errors == []
+
+
+def test_screenshots_of_the_subscription_pages(app, live_server, chromium, tenant, tmp_path):
+    folder = tmp_path
+    if os.environ.get("SAVE_SCREENSHOTS") == "1":
+        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+    make_tax(app, tenant, "vat25", "25", applied_to_organization=True)
+    cat, _ = _subscription_setup(app, tenant)
+    other = cat.customer("bookshop", name="The Bookshop")
+    basic = cat.plan(
+        "basic-yearly", amount=99000, schedule_type="month_startdate", interval_length=12
+    )
+    cat.subscription(other, basic, "bookshop-basic", state="on_hold")
+    page = _page(chromium)
+    _sign_in(page, live_server, tenant)
+    page.goto(f"{live_server}/plans/")
+    _shoot(page, folder, "13-plans")
+    page.goto(f"{live_server}/subscriptions/")
+    _shoot(page, folder, "14-subscriptions")
+    page.goto(f"{live_server}/subscriptions/acme-pro")
+    _shoot(page, folder, "15-subscription")
+    page.goto(f"{live_server}/subscriptions/acme-pro/invoice")
+    page.get_by_label("Plan and add-on lines").check()
+    page.wait_for_selector('[data-total="total"]:has-text("332,30")')
+    page.fill("#plan_period_from", "2026-12-01")
+    page.fill("#plan_period_to", "2026-12-31")
+    page.fill("#lines-0-ordertext", "Migration help")
+    page.fill("#lines-0-amount", "100,50")
+    page.press("#lines-0-amount", "Tab")
+    page.wait_for_selector('[data-total="total"]:not(:has-text("332,30"))')
+    _shoot(page, folder, "16-invoice-now")
+    phone = _page(chromium, width=390, height=844)
+    _sign_in(phone, live_server, tenant)
+    phone.goto(f"{live_server}/subscriptions/acme-pro/invoice")
+    _shoot(phone, folder, "17-invoice-now-phone")
+    assert page.js_errors == [] and phone.js_errors == []
+    assert len(list(folder.glob("1[3-7]-*.png"))) == 5
