@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import g, has_app_context
 from sqlalchemy import DateTime, String, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -136,11 +137,23 @@ def write_transaction() -> Iterator[None]:
         session.info["write_depth"] = 0
 
 
+_REQUEST_CONNECTION = "_billing_core_connection"
+
+
 @contextmanager
 def core_connection() -> Iterator[Connection]:
-    """A Core connection for the hot paths (one-off create and finalize, API key lookup):
-    no ORM session, no unit of work, a fraction of their CPU cost. Reads run in an
-    implicit read transaction; `core_write` ends it and opens the write.
+    """A Core connection for the hot paths (one-off create and finalize, subscription
+    invoices, API key lookup): no ORM session, no unit of work, a fraction of their CPU
+    cost. `core_write` opens the write transaction on it.
+
+    SQLite: a pooled connection per use; reads run in an implicit read transaction that
+    `core_write` ends before it takes the write lock (BEGIN IMMEDIATE).
+
+    PostgreSQL: one connection per request (kept in `flask.g`, closed at teardown), and
+    the reads and the write share its transaction: the key lookup, the reads and the
+    writes of a create are one BEGIN ... COMMIT, without a round trip to end a read
+    transaction or to check out a second connection. (Between statements a READ
+    COMMITTED transaction holds no snapshot, so reads stay current.)
 
     Called inside a session write transaction (a service composing others), it joins that
     transaction instead: the session's pending changes are flushed first, and
@@ -156,16 +169,44 @@ def core_connection() -> Iterator[Connection]:
         finally:
             conn.info["joined"] -= 1
         return
-    with db.engine.connect() as conn:
+    engine = db.engine
+    if engine.dialect.name != "sqlite" and has_app_context():
+        conn = g.get(_REQUEST_CONNECTION)
+        if conn is None or conn.closed:
+            conn = engine.connect()
+            setattr(g, _REQUEST_CONNECTION, conn)
         yield conn
+        return
+    with engine.connect() as conn:
+        yield conn
+
+
+def close_request_connection(_exc: BaseException | None = None) -> None:
+    """App-context teardown: return the request's Core connection (rolling back whatever
+    it left open)."""
+    conn = g.pop(_REQUEST_CONNECTION, None)
+    if conn is not None:
+        conn.close()
 
 
 @contextmanager
 def core_write(conn: Connection) -> Iterator[Connection]:
-    """One write transaction on `conn` (BEGIN IMMEDIATE on SQLite), committed at the end
-    and rolled back on any error; inside a joined session transaction, just that one."""
+    """One write transaction on `conn`, committed at the end and rolled back on any error;
+    inside a joined session transaction, just that one. SQLite: the read transaction is
+    ended and the write starts with BEGIN IMMEDIATE. PostgreSQL: a transaction the reads
+    began goes on (see core_connection)."""
     if conn.info.get("joined"):
         yield conn
+        return
+    if conn.dialect.name != "sqlite":
+        if not conn.in_transaction():
+            conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
         return
     if conn.in_transaction():
         conn.rollback()

@@ -304,44 +304,57 @@ def _snapshot(invoice: Invoice) -> dict[str, Any]:
 _CUSTOMERS = Customer.__table__
 _ENTITIES = BillingEntity.__table__
 _ACCOUNTS = Account.__table__
-_CUSTOMER_FOR_PRICING = select(
-    _CUSTOMERS.c.id,
-    _CUSTOMERS.c.tax_rate_id,
-    _CUSTOMERS.c.billing_entity_id,
-    select(_ACCOUNTS.c.default_vat_percent)
-    .where(_ACCOUNTS.c.id == bindparam("account"))
-    .scalar_subquery()
-    .label("default_vat_percent"),
-).where(_CUSTOMERS.c.account_id == bindparam("account"), _CUSTOMERS.c.id == bindparam("id"))
-_ENTITY_BY_ID = select(_ENTITIES.c.id, _ENTITIES.c.default_tax_rate_id).where(
-    _ENTITIES.c.account_id == bindparam("account"), _ENTITIES.c.id == bindparam("id")
-)
-_DEFAULT_ENTITY = (
-    select(_ENTITIES.c.id, _ENTITIES.c.default_tax_rate_id)
-    .where(_ENTITIES.c.account_id == bindparam("account"))
-    .order_by(_ENTITIES.c.is_default.desc(), _ENTITIES.c.created_at)
-    .limit(1)
+_DEFAULT_ENTITY_ROW = _ENTITIES.alias("default_entity")
+# The customer, the billing entity the invoice will have (the request's, else the
+# customer's, else the account's default) and the account's default VAT, in one query.
+# No row: no such customer in the account; entity columns NULL: no such entity in it.
+_PRICING_PARTIES = (
+    select(
+        _CUSTOMERS.c.id,
+        _CUSTOMERS.c.tax_rate_id,
+        _ENTITIES.c.id.label("entity_id"),
+        _ENTITIES.c.default_tax_rate_id.label("entity_tax_rate_id"),
+        select(_ACCOUNTS.c.default_vat_percent)
+        .where(_ACCOUNTS.c.id == bindparam("account"))
+        .scalar_subquery()
+        .label("default_vat_percent"),
+    )
+    .select_from(_CUSTOMERS)
+    .outerjoin(
+        _ENTITIES,
+        (_ENTITIES.c.account_id == bindparam("account"))
+        & (
+            _ENTITIES.c.id
+            == func.coalesce(
+                bindparam("entity", type_=_ENTITIES.c.id.type),
+                _CUSTOMERS.c.billing_entity_id,
+                select(_DEFAULT_ENTITY_ROW.c.id)
+                .where(_DEFAULT_ENTITY_ROW.c.account_id == bindparam("account"))
+                .order_by(_DEFAULT_ENTITY_ROW.c.is_default.desc(), _DEFAULT_ENTITY_ROW.c.created_at)
+                .limit(1)
+                .scalar_subquery(),
+            )
+        ),
+    )
+    .where(_CUSTOMERS.c.account_id == bindparam("account"), _CUSTOMERS.c.id == bindparam("id"))
 )
 
 
 def _customer_and_entity(
     conn: Any, account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
-) -> tuple[Any, Any]:
-    """(customer row, billing entity row): the request's entity, else the customer's, else
-    the account's default. NotFound for either (another account's included)."""
-    customer = conn.execute(
-        _CUSTOMER_FOR_PRICING, {"account": account_id, "id": customer_id}
+) -> Any:
+    """The pricing parties' row: customer (id, tax_rate_id), entity (entity_id,
+    entity_tax_rate_id), the account's default VAT. The entity is the request's, else the
+    customer's, else the account's default. NotFound for either (another account's
+    included)."""
+    row = conn.execute(
+        _PRICING_PARTIES, {"account": account_id, "id": customer_id, "entity": entity_id}
     ).one_or_none()
-    if customer is None:
+    if row is None:
         raise NotFound("Customer")
-    wanted = entity_id or customer.billing_entity_id
-    if wanted is not None:
-        entity = conn.execute(_ENTITY_BY_ID, {"account": account_id, "id": wanted}).first()
-    else:
-        entity = conn.execute(_DEFAULT_ENTITY, {"account": account_id}).first()
-    if entity is None:
+    if row.entity_id is None:
         raise NotFound("Billing entity")
-    return customer, entity
+    return row
 
 
 _NEW_INVOICE_DEFAULTS: dict[str, Any] = {attr: None for _, attr in INVOICE_COLUMNS} | {
@@ -366,11 +379,9 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
 
 
 def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
-    customer, entity = _customer_and_entity(
-        conn, account_id, req.customer_id, req.billing_entity_id
-    )
+    found = _customer_and_entity(conn, account_id, req.customer_id, req.billing_entity_id)
     parties = Parties(
-        account_id, customer.default_vat_percent, customer.tax_rate_id, entity.default_tax_rate_id
+        account_id, found.default_vat_percent, found.tax_rate_id, found.entity_tax_rate_id
     )
     lines = build_lines(parties, req.lines, conn=conn)
     totals = calc.compute_totals(line_inputs(lines))
@@ -382,8 +393,8 @@ def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest)
     invoice = SimpleNamespace(**_NEW_INVOICE_DEFAULTS)
     invoice.id = uuid.uuid4()
     invoice.account_id = account_id
-    invoice.billing_entity_id = entity.id
-    invoice.customer_id = customer.id
+    invoice.billing_entity_id = found.entity_id
+    invoice.customer_id = found.id
     invoice.invoice_type = ONE_OFF
     invoice.state = DRAFT
     invoice.currency = req.currency
