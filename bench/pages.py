@@ -283,7 +283,8 @@ def gunicorn(url: str, workdir: Path) -> Any:
             except OSError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError("gunicorn did not start; see gunicorn.log")
+            log_tail = (workdir / "gunicorn.log").read_text()[-3000:]
+            raise RuntimeError(f"gunicorn did not start:\n{log_tail}")
         yield port, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)

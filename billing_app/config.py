@@ -45,6 +45,12 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None) -> dict[st
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        # A browser session lasts 12 hours from sign-in, however busy: the cookie is not
+        # re-signed and re-sent on every request (Flask's defaults are 31 days, renewed on
+        # every request; they must be set here, Flask's own defaults would win a
+        # setdefault).
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,

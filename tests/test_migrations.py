@@ -6,12 +6,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from billing_app.extensions import db
+from billing_app.invoices.search import include_name
 
 
 def test_upgraded_schema_matches_the_models(app):
     with app.app_context():
         with db.engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": include_name}
+            )
             diff = compare_metadata(ctx, db.metadata)
         db.session.remove()
     assert diff == []

@@ -9,6 +9,7 @@ htmx fragment).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 
 from flask import Flask, Response, abort, current_app, g, request
@@ -20,10 +21,9 @@ from .common import SessionUser, register_template_helpers
 
 def init_web(app: Flask) -> None:
     """Sign-in, CSRF, the page blueprints, template helpers and security headers."""
-    # A session lasts 12 hours from sign-in, however busy (the cookie is not re-issued on
-    # every request, which also spares every page a signing).
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
-    app.config.setdefault("SESSION_REFRESH_EACH_REQUEST", False)
+    # A session lasts 12 hours from sign-in, however busy, and its cookie is not re-issued
+    # on every request: PERMANENT_SESSION_LIFETIME and SESSION_REFRESH_EACH_REQUEST are
+    # set in config.load_config (a setdefault here would lose to Flask's own defaults).
     app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
     # CSRF is checked by _check_csrf below, which also lets unknown /v1 paths answer the
     # API's 404/405 instead of a CSRF error.
@@ -94,21 +94,23 @@ def password_fingerprint(password_hash: str) -> str:
 
 
 def _load_user(session_id: str) -> SessionUser | None:
-    from ..accounts.service import load_signed_in_user
+    """The session's user and account (one Core query), if the password has not changed
+    since sign-in: the session id carries a fingerprint of the password hash."""
+    from ..accounts.service import load_session_user
 
     raw_id, _, fingerprint = session_id.partition(".")
     try:
         user_id = uuid.UUID(raw_id)
     except ValueError:
         return None
-    found = load_signed_in_user(user_id)
-    if found is None:
+    user = load_session_user(user_id)
+    if user is None:
         return None
-    user, account = found
-    if fingerprint != password_fingerprint(user.password_hash):
+    current = password_fingerprint(user.password_hash)
+    if not hmac.compare_digest(fingerprint, current):
         return None
-    g.account = account
-    return SessionUser(user, account, password_fingerprint(user.password_hash))
+    g.account = user.account
+    return SessionUser(user, user.account, current)
 
 
 # Pages load only their own script and styles; htmx runs without eval (see base.html).

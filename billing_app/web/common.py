@@ -18,17 +18,22 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     g,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import UserMixin, current_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..accounts.models import Account, User
+from ..accounts.service import AccountRef
+from ..accounts.service import SessionUser as SessionUserRow
 from ..audit.service import Actor, set_actor
 from ..database import decimal_to_str
 from ..errors import DomainError, InvalidInput, NotFound
@@ -41,7 +46,9 @@ STATE_LABELS = {DRAFT: "Draft", OPEN: "Open", PAID: "Paid", FAILED: "Failed", VO
 class SessionUser(UserMixin):
     """The signed-in user as the pages see it: the User row's fields and its Account."""
 
-    def __init__(self, user: User, account: Account, fingerprint: str):
+    def __init__(
+        self, user: User | SessionUserRow, account: Account | AccountRef, fingerprint: str
+    ):
         self.id = user.id
         self.email = user.email
         self.name = user.name
@@ -58,7 +65,7 @@ def account_id() -> uuid.UUID:
     return current_user.account_id
 
 
-def account() -> Account:
+def account() -> Account | AccountRef:
     return current_user.account
 
 
@@ -152,16 +159,19 @@ def account_zone() -> ZoneInfo:
 
 
 def local_date(value: datetime | None, zone: ZoneInfo | None = None) -> str:
-    """The calendar day in the account's zone (pass `zone` in loops: looking it up costs)."""
+    """The calendar day in the account's zone, `YYYY-MM-DD` (pass `zone` in loops: looking
+    it up costs). isoformat, not strftime: a third of the time, on every row of a list."""
     if value is None:
         return ""
-    return value.astimezone(zone or account_zone()).strftime("%Y-%m-%d")
+    return value.astimezone(zone or account_zone()).date().isoformat()
 
 
 def local_datetime(value: datetime | None, zone: ZoneInfo | None = None) -> str:
+    """`YYYY-MM-DD HH:MM` in the account's zone."""
     if value is None:
         return ""
-    return value.astimezone(zone or account_zone()).strftime("%Y-%m-%d %H:%M")
+    local = value.astimezone(zone or account_zone()).replace(tzinfo=None)
+    return local.isoformat(" ", "minutes")
 
 
 def start_of_local_day(day: date) -> datetime:
@@ -212,4 +222,56 @@ def register_template_helpers(app: Flask) -> None:
             action, action.split(".")[-1].replace("_", " ").capitalize()
         ),
     )
-    app.jinja_env.globals.update(is_htmx=is_htmx, account_zone=account_zone)
+    app.jinja_env.globals.update(
+        is_htmx=is_htmx,
+        account_zone=account_zone,
+        url_for=_memoized_url_for(),
+        csrf_token=csrf_token,
+    )
+
+
+def _memoized_url_for() -> Any:
+    """url_for for templates, remembering the URLs that depend on nothing but the
+    endpoint (the layout's navigation, static files): a page builds a dozen of them, and
+    building one costs ~10 us. Per app (the closure) and per script root (an app mounted
+    under a prefix); anything with values besides `filename` is built every time."""
+    urls: dict[tuple[str, str, str | None], str] = {}
+
+    def template_url_for(endpoint: str, **values: Any) -> str:
+        if endpoint[:1] != "." and (not values or values.keys() == {"filename"}):
+            key = (request.script_root, endpoint, values.get("filename"))
+            url = urls.get(key)
+            if url is None:
+                url = url_for(endpoint, **values)
+                if len(urls) < 1000:
+                    urls[key] = url
+            return url
+        return url_for(endpoint, **values)
+
+    return template_url_for
+
+
+# Signed CSRF tokens by (secret, the session's raw token). WTF_CSRF_TIME_LIMIT is None, so
+# a signed token never expires and any one of them checks against the session's raw token:
+# re-signing it on every page (Flask-WTF's generate_csrf) bought nothing.
+_SIGNED_CSRF: dict[tuple[str, str], str] = {}
+
+
+def csrf_token() -> str:
+    """The CSRF token for this page's forms and htmx header (Flask-WTF's, reused)."""
+    cached = g.get("csrf_token")
+    if cached:
+        return str(cached)
+    config = current_app.config
+    raw = session.get("csrf_token")
+    if not raw or config.get("WTF_CSRF_TIME_LIMIT", 3600) is not None:
+        return str(generate_csrf())
+    key = (str(config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key), str(raw))
+    signed = _SIGNED_CSRF.get(key)
+    if signed is None:
+        signed = str(generate_csrf())
+        if len(_SIGNED_CSRF) > 10_000:
+            _SIGNED_CSRF.clear()
+        _SIGNED_CSRF[key] = signed
+    g.csrf_token = signed
+    return signed

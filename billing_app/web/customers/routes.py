@@ -11,6 +11,7 @@ from ...customers import service as customers
 from ...customers.models import Customer
 from ...entities import service as entities
 from ...errors import DomainError
+from ...invoices import browse
 from ...invoices import service as invoices
 from ...taxes import service as taxes
 from ..common import account, account_id, apply_domain_error, page_blueprint, render
@@ -120,7 +121,7 @@ def _entity_code_of(customer: Customer) -> str:
 def customer_detail(customer_id: str) -> Any:
     """One customer: details, and their latest invoices."""
     customer = _customer(customer_id)
-    latest = invoices.search_invoices(
+    latest = browse.search_invoices(
         account_id(), invoices.InvoiceSearch(customer_id=customer.id, limit=10)
     )
     tax = taxes.get_tax_by_id(account_id(), customer.tax_rate_id) if customer.tax_rate_id else None

@@ -20,7 +20,7 @@ from ...customers.models import Customer
 from ...database import decimal_to_str
 from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
-from ...invoices import calc
+from ...invoices import browse, calc
 from ...invoices import service as invoices
 from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice
 from ...invoices.records import LineRecord
@@ -50,6 +50,7 @@ from .forms import (
     parse_uuid_field,
     today_or_none,
 )
+from .rows import invoice_list_rows
 
 bp = page_blueprint("invoices", __name__)
 
@@ -101,22 +102,27 @@ def list_invoices() -> Any:
         limit=PAGE_SIZE,
     )
     try:
-        result = invoices.search_invoices(aid, search)
+        result = browse.search_invoices(aid, search)
     except InvalidInput:
         # A page link from another sort or an edited URL: start from the first page.
-        result = invoices.search_invoices(aid, replace(search, after=None, before=None))
+        result = browse.search_invoices(aid, replace(search, after=None, before=None))
     filtered = bool(filters.status or customer or created_from or created_before or search.text)
     return render(
         "invoices/list.html",
         "invoices/_results.html",
         filters=filters,
         page=result,
+        rows_html=invoice_list_rows(result.rows, _list_url(), account_zone()),
         sort=sort,
         customer=customer,
         filtered=filtered,
         list_args=_list_args(),
         status_choices=STATUS_CHOICES,
     )
+
+
+def _list_url() -> str:
+    return url_for("invoices.list_invoices")
 
 
 def _list_args() -> dict[str, str]:

@@ -1,0 +1,149 @@
+"""Where the browser pages spend their CPU, in-process (Flask's test client, no gunicorn).
+
+    .venv/bin/python bench/profile_pages.py [--db sqlite|postgres] [--invoices 100000]
+        [--keep /tmp/pages.sqlite3] [-n 300] [--top 25] [--profile list,detail-50]
+
+Seeds like bench/pages.py (with --keep a SQLite file is seeded once and reused), signs in
+through the test client and, per page, prints the CPU per request (time.process_time over
+-n requests after a warm-up), then a cProfile of the pages named by --profile.
+
+Besides the pages of bench/pages.py it measures two floors registered on the same app:
+`floor-signed-in` (a page blueprint route answering "ok": Flask, the session cookie, the
+signed-in user, nothing else) and `floor-layout` (the same route rendering base.html with
+an empty content block), which show what any signed-in page costs before doing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import pages as bench_pages  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument("--invoices", type=int, default=100_000)
+    p.add_argument("--keep", type=Path, help="SQLite file to seed once and reuse")
+    p.add_argument("-n", type=int, default=300)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--profile", default="", help="comma-separated page names to profile")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/bench_pages_prof")
+    args = p.parse_args()
+    if args.db == "sqlite":
+        path = args.keep or Path(f"/tmp/bench-pages-{os.getpid()}.sqlite3")
+        url = f"sqlite:///{path}"
+        meta = path.with_suffix(".json")
+        if not (path.exists() and meta.exists()):
+            path.unlink(missing_ok=True)
+            meta.write_text(json.dumps(bench_pages.seed(url, args.invoices)))
+    else:
+        url = args.pg_url
+        meta = Path("/tmp/bench-pages-prof-pg.json")
+        if not meta.exists():
+            meta.write_text(json.dumps(bench_pages.seed(url, args.invoices)))
+    ids = json.loads(meta.read_text())
+    run(url, ids, args)
+    return 0
+
+
+def floor_routes(app: Any) -> None:
+    from flask import render_template
+
+    from billing_app.web.common import page_blueprint
+
+    bp = page_blueprint("floor", __name__)
+    empty_page = app.jinja_env.from_string('{% extends "base.html" %}')
+
+    @bp.get("/signed-in")
+    def signed_in() -> str:
+        return "ok"
+
+    @bp.get("/layout")
+    def layout() -> str:
+        return render_template(empty_page)
+
+    app.register_blueprint(bp, url_prefix="/_floor")
+
+
+def run(url: str, ids: dict[str, Any], args: argparse.Namespace) -> None:
+    from billing_app import create_app
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})
+    floor_routes(app)
+    client = app.test_client()
+    body = client.get("/signin").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
+    resp = client.post(
+        "/signin",
+        data={"email": bench_pages.EMAIL, "password": bench_pages.PASSWORD, "csrf_token": token},
+    )
+    assert resp.status_code == 302, resp.status_code
+    body = client.get("/settings/api-keys").get_data(as_text=True)
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)  # type: ignore[union-attr]
+    specs = bench_pages.pages(ids, "", token)
+    specs = {
+        "static": specs["static"],
+        "sign-in": specs["sign-in"],
+        "floor-signed-in": {"path": "/_floor/signed-in", "headers": {}},
+        "floor-layout": {"path": "/_floor/layout", "headers": {}},
+        **{k: v for k, v in specs.items() if k not in ("static", "sign-in")},
+    }
+
+    anonymous = app.test_client()
+
+    def call(spec: dict[str, Any]) -> Any:
+        headers = {k: v for k, v in spec["headers"].items() if k != "Cookie"}
+        if spec.get("method") == "POST":
+            return client.post(spec["path"], data=spec["body"], headers=headers)
+        if spec["path"].startswith(("/static/", "/signin")):
+            return anonymous.get(spec["path"], headers=headers)
+        return client.get(spec["path"], headers=headers)
+
+    results = {}
+    for name, spec in specs.items():
+        for _ in range(20):
+            resp = call(spec)
+            assert resp.status_code == spec.get("expect", 200), (name, resp.status_code)
+            resp.close()
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.process_time()
+            for _ in range(args.n):
+                call(spec).close()
+            best = min(best, (time.process_time() - t0) / args.n * 1000)
+        results[name] = best
+    static = results["static"]
+    print(f"{'page':<18} {'CPU ms':>8} {'x static':>9}")
+    for name, ms in results.items():
+        print(f"{name:<18} {ms:8.3f} {ms / static:9.2f}")
+    for name in filter(None, args.profile.split(",")):
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(args.n):
+            call(specs[name]).close()
+        prof.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(prof, stream=out)
+        print(f"\n===== {name}: own time")
+        stats.sort_stats("tottime").print_stats(args.top)
+        print(f"\n===== {name}: cumulative")
+        stats.sort_stats("cumulative").print_stats(args.top)
+        print(out.getvalue())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""What the browser pages read about invoices, with Core statements built once into plain
+rows: the list (filters, keyset paging, index-driven text search) and the invoice page
+(invoice, customer, billing entity, lines, history).
+
+Reads only; every write goes through `invoices.service`. The list's types, sort keys and
+cursors are the service's (`InvoiceSearch`, `InvoiceListPage`, `BROWSE_SORTS`), so a page
+link made by either stays valid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import literal, or_, select, tuple_, union
+from sqlalchemy.engine import Connection
+
+from ..crud import contains_pattern
+from ..customers.models import Customer
+from ..errors import InvalidInput
+from ..extensions import db
+from . import search as text_search
+from .models import Invoice
+from .service import (
+    BROWSE_SORTS,
+    MAX_PAGE_SIZE,
+    InvoiceListPage,
+    InvoiceListRow,
+    InvoiceSearch,
+    _decode_cursor,
+    _encode_cursor,
+)
+
+_I = Invoice.__table__
+_C = Customer.__table__
+
+# The list's columns: the invoice's, its customer's name and locale (no lines, no ORM).
+_COLUMNS = (
+    _I.c.id,
+    _I.c.invoice_number,
+    _I.c.state,
+    _I.c.currency,
+    _I.c.total_minor,
+    _I.c.created_at,
+    _I.c.issued_at,
+    _I.c.due_at,
+    _I.c.customer_id,
+    _C.c.name,
+    _C.c.document_locale,
+)
+_SORT_COLUMNS = {key: _I.c[col.key] for key, col in BROWSE_SORTS.items()}
+_MATCHING_CUSTOMERS = select(_C.c.id)
+
+
+def _connection() -> Connection:
+    """The request's connection (the ORM session's, so a page that also uses the session
+    runs one transaction on one connection)."""
+    return db.session.connection()
+
+
+def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> InvoiceListPage:
+    """One page of the account's invoices with their customer's name and locale, filtered
+    and sorted, paged by keyset (a cursor holds the sort value and id of the row it
+    continues from), so the 2 000th page costs what the first does. Text matches a
+    substring of the printed number or of the customer name, case-insensitively, through
+    indexes (see `invoices.search`): at most three statements whatever the page size.
+    Raises InvalidInput for an unknown sort or a cursor that is not ours."""
+    if search.sort not in BROWSE_SORTS:
+        raise InvalidInput(("sort",), f"Cannot sort by {search.sort!r}")
+    limit = max(1, min(search.limit, MAX_PAGE_SIZE))
+    column = _SORT_COLUMNS[search.sort]
+    backwards = search.before is not None
+    cursor = search.before if backwards else search.after
+    # The direction the index is walked: reversed when fetching the page before a cursor.
+    descending = search.descending != backwards
+    where: list[Any] = [_I.c.account_id == account_id]
+    if search.states:
+        where.append(_I.c.state.in_(search.states))
+    if search.customer_id is not None:
+        where.append(_I.c.customer_id == search.customer_id)
+    if search.created_from is not None:
+        where.append(_I.c.created_at >= search.created_from)
+    if search.created_before is not None:
+        where.append(_I.c.created_at < search.created_before)
+    if cursor:
+        value, row_id = _decode_cursor(search.sort, cursor)
+        key, bound = tuple_(column, _I.c.id), tuple_(_bind(value, column), _bind(row_id, _I.c.id))
+        where.append(key < bound if descending else key > bound)
+    conn = _connection()
+    order_of = _desc if descending else _asc
+    joined = _I.join(_C, _C.c.id == _I.c.customer_id)
+    text = search.text.strip()[:100]
+    found = _text_matches(conn, account_id, text) if text else None
+    if isinstance(found, list):
+        # Selective: a UNION of the few candidates, each branch through its own index,
+        # then sorted. The branches carry the whole row: joined back to invoices outside
+        # the UNION, SQLite walked the whole sort index to spare itself the sort.
+        if not found:
+            return InvoiceListPage(rows=[], next_cursor=None, prev_cursor=None)
+        branches = [
+            select(*_COLUMNS, column.label("sort_key"))
+            .select_from(joined)
+            .where(*(where if scoped else where[1:]), condition)
+            for condition, scoped in found
+        ]
+        page = (branches[0] if len(branches) == 1 else union(*branches)).subquery("page")
+        stmt = (
+            select(*[page.c[c.key] for c in _COLUMNS])
+            .order_by(*order_of(page.c.sort_key, page.c.id))
+            .limit(limit + 1)
+        )
+    else:
+        if found is not None:
+            where.append(found)
+        stmt = (
+            select(*_COLUMNS)
+            .select_from(joined)
+            .where(*where)
+            .order_by(*order_of(column, _I.c.id))
+            .limit(limit + 1)
+        )
+    result = conn.execute(stmt).all()
+    rows = [InvoiceListRow(*r) for r in result[:limit]]
+    more = len(result) > limit
+    if backwards:
+        rows.reverse()
+        has_prev, has_next = more, True
+    else:
+        has_prev, has_next = bool(cursor), more
+    return InvoiceListPage(
+        rows=rows,
+        next_cursor=_encode_cursor(search.sort, rows[-1]) if rows and has_next else None,
+        prev_cursor=_encode_cursor(search.sort, rows[0]) if rows and has_prev else None,
+    )
+
+
+def _bind(value: Any, column: Any) -> Any:
+    return literal(value, column.type)
+
+
+def _desc(*columns: Any) -> list[Any]:
+    return [c.desc() for c in columns]
+
+
+def _asc(*columns: Any) -> list[Any]:
+    return [c.asc() for c in columns]
+
+
+def _text_matches(conn: Connection, account_id: uuid.UUID, text: str) -> Any:
+    """Either the conditions of the UNION branches that together hold every match, each
+    with whether it keeps the account_id condition (a list, empty when nothing matches:
+    the selective case), or a WHERE clause for the list's own index walk (the broad
+    case). See `invoices.search` for the rule."""
+    pattern = contains_pattern(text)
+    name_matches = _C.c.name.ilike(pattern, escape="\\")
+    customer_ids = list(
+        conn.scalars(
+            _MATCHING_CUSTOMERS.where(_C.c.account_id == account_id, name_matches).limit(
+                text_search.CUSTOMER_CAP + 1
+            )
+        )
+    )
+    if len(customer_ids) <= text_search.CUSTOMER_CAP and len(text) >= text_search.MIN_INDEXED:
+        numbered = text_search.number_matches(conn, account_id, text, text_search.NUMBER_CAP + 1)
+        if len(numbered) <= text_search.NUMBER_CAP:
+            found = []
+            if customer_ids:
+                found.append((_I.c.customer_id.in_(customer_ids), True))
+            if numbered:
+                # By primary key alone (number_matches kept only the account's ids): with
+                # account_id in the WHERE, SQLite walked the account's invoices instead.
+                found.append((_I.c.id.in_(numbered), False))
+            return found
+    number_matches = _I.c.invoice_number.ilike(pattern, escape="\\")
+    if not customer_ids:
+        return number_matches
+    in_customers = (
+        _I.c.customer_id.in_(customer_ids)
+        if len(customer_ids) <= text_search.CUSTOMER_CAP
+        else _I.c.customer_id.in_(
+            _MATCHING_CUSTOMERS.where(_C.c.account_id == account_id, name_matches)
+        )
+    )
+    return or_(number_matches, in_customers)

@@ -1,0 +1,84 @@
+"""The invoice list's text search: a substring of the printed number or of the customer's
+name, case-insensitive, found through indexes rather than by scanning every invoice.
+
+How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
+
+1. the account's customers whose name contains it (the customers table is small next to
+   the invoices; at most CUSTOMER_CAP + 1 ids are read);
+2. the invoices whose number contains it, through a trigram index (migration 0005:
+   pg_trgm GIN on PostgreSQL, the FTS5 trigram table `invoice_number_search` on SQLite;
+   at most NUMBER_CAP + 1 ids are read). A trigram index needs three characters.
+3. Few matches on both sides ("selective"): the page is taken from those invoices only
+   (the matched customers' invoices through `ix_invoices_account_customer_created`, the
+   numbered ones by id), sorted, LIMIT page + 1. Many matches, or a text shorter than
+   three characters ("broad"): the list walks its sort index as without a text and
+   filters, which finds a page within the first few hundred rows when matches are dense.
+
+The FTS5 table of SQLite is an external-content index on `invoices.rowid`: a statement
+that renumbers rowids (VACUUM, or Alembic's batch "move and copy" of the invoices table
+in a later migration) must be followed by
+`INSERT INTO invoice_number_search(invoice_number_search) VALUES ('rebuild')`, and a
+migration that recreates `invoices` must recreate its triggers (see migration 0005).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection
+
+from ..crud import contains_pattern
+
+CUSTOMER_CAP = 50
+NUMBER_CAP = 1000
+MIN_INDEXED = 3  # a trigram index cannot narrow a shorter text
+
+# Schema objects of migration 0005 that the models do not describe.
+SEARCH_TABLE = "invoice_number_search"
+TRGM_INDEX = "ix_invoices_number_trgm"
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's filter: the search index is not in the models, autogenerate must not
+    propose to drop it (used by migrations/env.py and tests/test_migrations.py)."""
+    if type_ == "table" and name and name.startswith(SEARCH_TABLE):
+        return False
+    return not (type_ == "index" and name == TRGM_INDEX)
+
+
+# The FTS5 index is only used for a LIKE without ESCAPE: the trigram lookup takes the text
+# with its LIKE characters turned into `_` (a superset), and the number itself is then
+# compared with the exact, escaped pattern. CROSS JOIN keeps the FTS table as SQLite's
+# outer loop (a plain join walked the account's invoices and probed the index per row).
+_NUMBERS_SQLITE = sql_text(
+    "SELECT invoices.id FROM invoice_number_search "
+    "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
+    "WHERE invoice_number_search.invoice_number LIKE :index_pattern "
+    "AND invoices.account_id = :account_id "
+    "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :limit"
+)
+_NUMBERS_PG = sql_text(
+    "SELECT id FROM invoices WHERE invoice_number ILIKE :pattern ESCAPE '\\' "
+    "AND account_id = :account_id LIMIT :limit"
+)
+_LIKE_SPECIAL = re.compile(r"[%_\\]")
+
+
+def number_matches(
+    conn: Connection, account_id: uuid.UUID, text: str, limit: int
+) -> list[uuid.UUID]:
+    """Ids of (at most `limit`) invoices of the account whose printed number contains
+    `text`, case-insensitively, through the trigram index."""
+    params: dict[str, Any] = {"pattern": contains_pattern(text), "limit": limit}
+    if conn.dialect.name == "postgresql":
+        stmt = _NUMBERS_PG
+        params["account_id"] = account_id
+    else:
+        stmt = _NUMBERS_SQLITE
+        params["account_id"] = account_id.hex  # how SQLAlchemy's Uuid stores it on SQLite
+        params["index_pattern"] = f"%{_LIKE_SPECIAL.sub('_', text)}%"
+    rows = conn.execute(stmt, params)
+    return [r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(r[0]) for r in rows]

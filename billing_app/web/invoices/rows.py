@@ -1,0 +1,62 @@
+"""Table rows of the invoice pages written out in Python rather than by a Jinja loop.
+
+A list page shows 50 rows of six cells; as a template loop each row cost ~26 us (a dozen
+autoescaped outputs, filters called through the template runtime), as one f-string per
+row about a third of that. Every text that comes from the database is escaped here; the
+markup is what the templates wrote before (tests read it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
+
+from ...database import decimal_to_str
+from ...invoices.service import InvoiceListRow
+from ...money import format_money, format_unit_amount
+from ..common import STATE_LABELS, percent
+
+
+def invoice_list_rows(rows: Iterable[InvoiceListRow], base: str, zone: ZoneInfo) -> Markup:
+    """The list's <tr>s: number (a link to the invoice), customer (a link to their
+    invoices), state, created and due day in the account's zone, total."""
+    base = escape(base)
+    out = []
+    for r in rows:
+        state = escape(r.state)
+        created = r.created_at.astimezone(zone).date().isoformat()
+        due = r.due_at.astimezone(zone).date().isoformat() if r.due_at is not None else ""
+        out.append(
+            f'<tr><td class="nowrap"><a href="{base}{r.id}">{escape(r.invoice_number)}</a></td>'
+            f'<td><a href="{base}?customer={r.customer_id}" '
+            f'title="Only this customer\'s invoices">{escape(r.customer_name)}</a></td>'
+            f'<td><span class="badge state-{state}">{STATE_LABELS.get(r.state, state)}</span>'
+            f'</td><td class="nowrap">{created}</td><td class="nowrap">{due}</td>'
+            f'<td class="num">{escape(format_money(r.total_minor, r.currency, r.customer_locale))}'
+            "</td></tr>\n"
+        )
+    return Markup("".join(out))  # noqa: S704  (every value above is escaped)
+
+
+def invoice_line_rows(lines: Iterable[Any], currency: str, locale: str) -> Markup:
+    """The invoice page's line rows: description, quantity, unit price, VAT, amount."""
+    out = []
+    for line in lines:
+        incl = ' <span class="muted">incl. VAT</span>' if line.amount_incl_vat else ""
+        out.append(
+            f'<tr><td class="description">{escape(line.description)}</td>'
+            f'<td class="num">{_decimal(line.quantity)}</td>'
+            f'<td class="num">{escape(format_unit_amount(line.unit_amount, currency, locale))}'
+            f'</td><td class="num">{escape(percent(line.tax_rate))}</td>'
+            f'<td class="num">{escape(format_money(line.amount_minor, currency, locale))}'
+            f"{incl}</td></tr>\n"
+        )
+    return Markup("".join(out))  # noqa: S704  (every value above is escaped)
+
+
+def _decimal(value: Decimal) -> str:
+    return str(escape(decimal_to_str(value)))
