@@ -10,25 +10,38 @@ link made by either stays valid.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import literal, or_, select, tuple_, union
+from sqlalchemy import and_, bindparam, literal, or_, select, tuple_, union
 from sqlalchemy.engine import Connection
 
+from ..audit.models import AuditRecord
 from ..crud import contains_pattern
 from ..customers.models import Customer
-from ..errors import InvalidInput
+from ..entities.models import BillingEntity
+from ..errors import InvalidInput, NotFound
 from ..extensions import db
+from . import calc
 from . import search as text_search
-from .models import Invoice
+from .models import Invoice, InvoiceLine
+from .records import INVOICE_COLUMNS, LineRecord
 from .service import (
     BROWSE_SORTS,
     MAX_PAGE_SIZE,
     InvoiceListPage,
     InvoiceListRow,
     InvoiceSearch,
+    LineDraft,
+    Parties,
     _decode_cursor,
     _encode_cursor,
+    build_lines,
+    line_inputs,
 )
 
 _I = Invoice.__table__
@@ -182,3 +195,130 @@ def _text_matches(conn: Connection, account_id: uuid.UUID, text: str) -> Any:
         )
     )
     return or_(number_matches, in_customers)
+
+
+# ---------------------------------------------------------------- the invoice page
+
+_E = BillingEntity.__table__
+_L = InvoiceLine.__table__
+_A = AuditRecord.__table__
+
+
+def _prefixed_columns(table: Any, prefix: str) -> list[Any]:
+    return [c.label(f"{prefix}{c.key}") for c in table.c]
+
+
+# Invoice, customer and billing entity in one row (columns prefixed per table), the lines
+# in order, the invoice's audit history: three statements whatever the number of lines.
+_INVOICE_WITH_PARTIES = (
+    select(
+        *_prefixed_columns(_I, "i_"),
+        *_prefixed_columns(_C, "c_"),
+        *[c.label(f"e_{c.key}") for c in _E.c if c.key != "logo"],
+    )
+    .select_from(
+        _I.join(_C, _C.c.id == _I.c.customer_id).join(_E, _E.c.id == _I.c.billing_entity_id)
+    )
+    .where(_I.c.account_id == bindparam("account_id"), _I.c.id == bindparam("invoice_id"))
+)
+_LINE_FIELDS = [f.name for f in dataclass_fields(LineRecord)]
+_LINES = (
+    select(*[_L.c[name] for name in _LINE_FIELDS])
+    .where(_L.c.invoice_id == bindparam("invoice_id"))
+    .order_by(_L.c.position)
+)
+_HISTORY = (
+    select(_A.c.created_at, _A.c.action, _A.c.before, _A.c.after, _A.c.actor_type, _A.c.actor_id)
+    .where(
+        _A.c.account_id == bindparam("account_id"),
+        _A.c.object_type == "invoice",
+        _A.c.object_id == bindparam("object_id"),
+    )
+    .order_by(_A.c.seq)
+)
+
+
+@dataclass(frozen=True)
+class InvoicePage:
+    """An invoice as its page shows it, as plain records with the models' attribute
+    names: the invoice (with `.lines`), its customer and billing entity, its history."""
+
+    invoice: Any
+    customer: Any
+    entity: Any
+    history: list[Any]
+
+
+def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
+    """The invoice page's data. NotFound for another account's invoice (or none)."""
+    conn = _connection()
+    row = conn.execute(
+        _INVOICE_WITH_PARTIES, {"account_id": account_id, "invoice_id": invoice_id}
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Invoice")
+    parts: dict[str, dict[str, Any]] = {"i": {}, "c": {}, "e": {}}
+    for key, value in row._mapping.items():
+        parts[key[0]][key[2:]] = value
+    lines = [LineRecord(*r) for r in conn.execute(_LINES, {"invoice_id": invoice_id})]
+    invoice = SimpleNamespace(
+        **{attr: parts["i"][column] for column, attr in INVOICE_COLUMNS}, lines=lines
+    )
+    history = list(conn.execute(_HISTORY, {"account_id": account_id, "object_id": str(invoice_id)}))
+    return InvoicePage(
+        invoice, SimpleNamespace(**parts["c"]), SimpleNamespace(**parts["e"]), history
+    )
+
+
+# ---------------------------------------------------------------- the entry form's totals
+
+_DEFAULT_ENTITY_ID = (
+    select(_E.c.id)
+    .where(_E.c.account_id == bindparam("account_id"))
+    .order_by(_E.c.is_default.desc(), _E.c.created_at)
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _pricing(entity: Any) -> Any:
+    """The tax precedence levels of a customer and a billing entity, in one row; no row
+    for another account's customer, a NULL entity id for another account's entity."""
+    return (
+        select(_C.c.tax_rate_id, _E.c.id, _E.c.default_tax_rate_id)
+        .select_from(_C.outerjoin(_E, and_(_E.c.account_id == _C.c.account_id, entity)))
+        .where(_C.c.account_id == bindparam("account_id"), _C.c.id == bindparam("customer_id"))
+    )
+
+
+_PRICING_WITH_ENTITY = _pricing(_E.c.id == bindparam("entity_id"))
+_PRICING_DEFAULT_ENTITY = _pricing(_E.c.id == _DEFAULT_ENTITY_ID)
+
+
+def preview_totals(
+    account_id: uuid.UUID,
+    account_default_vat_percent: Decimal | None,
+    customer_id: uuid.UUID,
+    billing_entity_id: uuid.UUID | None,
+    drafts: Sequence[LineDraft],
+) -> tuple[list[LineRecord], calc.Totals]:
+    """What `invoices.service.preview_totals` computes (the same `build_lines` and
+    `compute_totals` the saved invoice's totals come from), with the customer and billing
+    entity read in one Core query and the account's default VAT passed in (the page has
+    read its account already). NotFound("Customer") / NotFound("Billing entity") alike."""
+    conn = _connection()
+    params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
+    if billing_entity_id is not None:
+        params["entity_id"] = billing_entity_id
+        stmt = _PRICING_WITH_ENTITY
+    else:
+        stmt = _PRICING_DEFAULT_ENTITY
+    row = conn.execute(stmt, params).one_or_none()
+    if row is None:
+        raise NotFound("Customer")
+    customer_tax_id, entity_id, entity_tax_id = row
+    if entity_id is None:
+        raise NotFound("Billing entity")
+    parties = Parties(account_id, account_default_vat_percent, customer_tax_id, entity_tax_id)
+    lines = build_lines(parties, drafts, conn=conn)
+    return lines, calc.compute_totals(line_inputs(lines))

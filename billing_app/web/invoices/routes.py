@@ -1,6 +1,7 @@
 """Invoice pages: the list, the detail with its lifecycle actions, and the one-off entry
 form (new and draft edit). Every figure comes from the invoice services; the entry form's
-totals are `preview_totals`, the same function the saved invoice's totals come from."""
+totals are `preview_totals` (`invoices.browse`: the lines and totals functions the saved
+invoice's totals come from, with one Core read of the customer and billing entity)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 
 from ...accounts import service as accounts
-from ...audit import service as audit
 from ...crud import parse_uuid
 from ...customers import service as customers
 from ...customers.models import Customer
@@ -27,6 +27,7 @@ from ...invoices.records import LineRecord
 from ...money import invoiceable_currencies, unit_minor_to_major
 from ...taxes import service as taxes
 from ..common import (
+    account,
     account_id,
     account_zone,
     is_htmx,
@@ -50,7 +51,7 @@ from .forms import (
     parse_uuid_field,
     today_or_none,
 )
-from .rows import invoice_list_rows
+from .rows import invoice_line_rows, invoice_list_rows
 
 bp = page_blueprint("invoices", __name__)
 
@@ -143,20 +144,20 @@ def _invoice(invoice_id: str) -> Invoice:
 def invoice_detail(invoice_id: str) -> Any:
     """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
     aid = account_id()
-    invoice, customer, entity = invoices.invoice_with_parties(
-        aid, parse_uuid(invoice_id, "Invoice")
-    )
-    history = audit.history(aid, "invoice", invoice.id)
-    actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in history])
+    page = browse.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
+    invoice, customer = page.invoice, page.customer
+    actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
     return render_template(
         "invoices/detail.html",
         invoice=invoice,
         customer=customer,
-        entity=entity,
+        entity=page.entity,
+        lines_html=invoice_line_rows(invoice.lines, invoice.currency, customer.document_locale),
         breakdown=invoices.tax_breakdown(invoice),
-        history=history,
+        history=page.history,
         actors=actors,
-        pay_form=MarkPaidForm(),
+        # The form is built only where the page shows it (open or failed invoices).
+        pay_form=MarkPaidForm() if invoice.state in (OPEN, FAILED) else None,
         locale=customer.document_locale,
     )
 
@@ -380,7 +381,9 @@ def _entry(invoice: Invoice | None) -> Any:
     drafts = [d for _, d in parsed.drafts]
     if customer is not None and drafts and header_ok:
         try:
-            lines, entry.totals = invoices.preview_totals(aid, customer.id, entity_id, drafts)
+            lines, entry.totals = browse.preview_totals(
+                aid, account().default_vat_percent, customer.id, entity_id, drafts
+            )
             entry.amounts = {
                 rows[position].name: line
                 for (position, _), line in zip(parsed.drafts, lines, strict=True)
