@@ -236,3 +236,23 @@ def test_deleted_draft_is_gone(api, customer, app):
     with app.app_context():
         assert db.session.get(Invoice, uuid.UUID(inv["id"])) is None
         db.session.remove()
+
+
+def test_audit_hash_is_the_same_whoever_computes_it(app, tenant):
+    """On PostgreSQL the database computes the chain hash (one statement per record); it
+    must equal the one verify_chain computes in Python, non-ASCII text and JSON included."""
+    from billing_app.audit import service as audit_service
+
+    with app.app_context():
+        for i in range(3):
+            audit_service.record(
+                tenant.account_id,
+                "test.unicode",
+                "thing",
+                f"id-{i}",
+                before={"name": "Jürgen Straße 東京", "n": i},
+                after={"quote": 'a "b" \\ c', "emoji": "€ ✓", "nested": {"x": [1, None]}},
+            )
+        db.session.commit()
+        assert verify_chain(tenant.account_id) is None
+        db.session.remove()

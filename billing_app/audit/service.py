@@ -17,7 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Text, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import cast as sa_cast
 
 from ..accounts.models import Account
 from ..database import utcnow
@@ -129,15 +130,14 @@ def record(
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
-    Call it last in a transaction: the lock is held until commit. Written with Core (three
-    statements, no ORM unit of work): it is on every write path.
+    Call it last in a transaction: the lock is held until commit. Written with Core (no ORM
+    unit of work), as it is on every write path: on PostgreSQL one statement that also
+    computes the hash (`_APPEND_PG`), elsewhere three (take the head, insert, move it).
     """
     actor = current_actor()
     conn = conn or db.session.connection()
-    seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
     row: dict[str, Any] = {
         "account_id": account_id,
-        "seq": seq,
         "actor_type": actor.type,
         "actor_id": actor.id,
         "action": action,
@@ -147,11 +147,84 @@ def record(
         "after": jsonable(after) if after is not None else None,
         "request_id": actor.request_id,
         "created_at": utcnow(),
-        "prev_hash": prev_hash,
     }
+    if conn.dialect.name == "postgresql":
+        # One statement: lock the head, hash in the database, move the head, insert.
+        prefix = _canonical_without_seq(row)
+        # Parameters prefixed: a key named like an accounts column (created_at) would
+        # otherwise become a SET of the UPDATE in the statement.
+        params = {f"r_{key}": value for key, value in row.items()}
+        appended = conn.execute(_APPEND_PG, params | {"prefix": prefix, "suffix": "}"})
+        if appended.first() is None:
+            raise RuntimeError(f"audit record not appended for account {account_id}")
+        return
+    seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
+    row["seq"] = seq
+    row["prev_hash"] = prev_hash
     row["hash"] = _digest(prev_hash, _content(row))
     conn.execute(_INSERT_RECORD, row)
     conn.execute(_SET_HEAD, {"account": account_id, "head": row["hash"]})
+
+
+def _canonical_without_seq(row: dict[str, Any]) -> str:
+    """The canonical text `_digest` hashes, up to where the sequence number goes: `seq`
+    sorts last among the fields, so the text is this prefix, the number, and `}`."""
+    content = _content(row | {"seq": 0})
+    del content["seq"]
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text[:-1] + ',"seq":'
+
+
+assert max(_FIELDS) == "seq", "the PostgreSQL append relies on seq sorting last"
+
+# PostgreSQL: the whole append as one statement. `head` locks the account row (a locking
+# read returns the newest committed head when it had to wait), `moved` advances the
+# head to sha256(previous head + canonical record) computed by the database, and the
+# record is inserted from both. The hash is the same `_digest` computes (verify_chain
+# checks every record either way).
+_HEAD = (
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.audit_seq, _ACCOUNTS.c.audit_head)
+    .where(_ACCOUNTS.c.id == bindparam("r_account_id"))
+    # NO KEY UPDATE, as the UPDATE itself takes: it does not conflict with the KEY SHARE
+    # locks that inserts referencing the account hold (FOR UPDATE would deadlock them).
+    .with_for_update(key_share=True)
+    .cte("head")
+)
+_NEW_HASH = func.encode(
+    func.sha256(
+        func.convert_to(
+            _HEAD.c.audit_head
+            + bindparam("prefix", type_=Text)
+            + sa_cast(_HEAD.c.audit_seq + 1, Text)
+            + bindparam("suffix", type_=Text),
+            literal_column("'UTF8'"),
+        )
+    ),
+    literal_column("'hex'"),
+)
+_MOVED = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.id == _HEAD.c.id)
+    .values(audit_seq=_HEAD.c.audit_seq + 1, audit_head=_NEW_HASH)
+    .returning(_ACCOUNTS.c.audit_seq, _ACCOUNTS.c.audit_head)
+    .cte("moved")
+)
+_AR = AuditRecord.__table__
+_BOUND = ("account_id", "actor_type", "actor_id", "action", "object_type", "object_id",
+          "before", "after", "request_id", "created_at")  # fmt: skip
+_APPEND_PG = (
+    insert(_AR)
+    .from_select(
+        [*_BOUND, "seq", "prev_hash", "hash"],
+        select(
+            *[bindparam(f"r_{name}", type_=_AR.c[name].type) for name in _BOUND],
+            _MOVED.c.audit_seq,
+            _HEAD.c.audit_head,
+            _MOVED.c.audit_head,
+        ).select_from(_MOVED.join(_HEAD, literal_column("TRUE"))),
+    )
+    .returning(_AR.c.seq)
+)
 
 
 def verify_chain(account_id: uuid.UUID) -> int | None:
