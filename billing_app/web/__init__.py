@@ -17,6 +17,7 @@ from flask import Flask, Response, abort, current_app, g, request
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
 from .common import SessionUser, register_template_helpers
+from .sessions import RememberingCookieSessions
 
 
 def init_web(app: Flask) -> None:
@@ -25,6 +26,7 @@ def init_web(app: Flask) -> None:
     # on every request: PERMANENT_SESSION_LIFETIME and SESSION_REFRESH_EACH_REQUEST are
     # set in config.load_config (a setdefault here would lose to Flask's own defaults).
     app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
+    app.session_interface = RememberingCookieSessions()
     # CSRF is checked by _check_csrf below, which also lets unknown /v1 paths answer the
     # API's 404/405 instead of a CSRF error.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False

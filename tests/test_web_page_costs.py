@@ -1,0 +1,101 @@
+"""What the page speed work must not change: the session's lifetime and cookie, the
+remembered session cookies, and the invoice list's index-driven text search (the same
+matches as a scan, whichever way a text is looked up)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from web_support import counting_statements, make_customer, make_invoice, signed_in
+
+from billing_app.invoices import search as text_search
+from billing_app.invoices import service as invoices
+from billing_app.web import sessions
+
+
+@pytest.fixture
+def web(client, tenant):
+    return signed_in(client, tenant)
+
+
+def _rows(html: str) -> list[str]:
+    return re.findall(r'<td class="nowrap"><a href="/invoices/[0-9a-f-]+">([^<]+)</a></td>', html)
+
+
+def test_session_lasts_12_hours_and_is_not_reissued_by_pages(app, client, tenant):
+    browser = signed_in(client, tenant)
+    assert app.permanent_session_lifetime.total_seconds() == 12 * 3600
+    assert app.config["SESSION_REFRESH_EACH_REQUEST"] is False
+    browser.text("/settings/api-keys")  # the session now holds its CSRF token
+    for path in ("/invoices/", "/customers/", "/static/css/app.css"):
+        resp = client.get(path)
+        resp.close()  # the static file's handle
+        assert resp.status_code == 200
+        assert "Set-Cookie" not in resp.headers, path
+
+
+def test_remembered_session_cookies_still_expire_and_still_need_their_signature(
+    app, client, tenant, monkeypatch
+):
+    signed_in(client, tenant)
+    assert client.get("/invoices/").status_code == 200
+    assert client.get("/invoices/").status_code == 200  # served from the remembered cookie
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    # A tampered cookie is not the remembered string: verified, refused.
+    client.set_cookie("session", cookie.value[:-2] + ("AA" if cookie.value[-2:] != "AA" else "BB"))
+    assert client.get("/invoices/").status_code == 302
+    client.set_cookie("session", cookie.value)
+    assert client.get("/invoices/").status_code == 200
+    # 12 hours and a second after signing, the remembered cookie is expired too.
+    now = sessions.time.time()
+    monkeypatch.setattr(sessions.time, "time", lambda: now + 12 * 3600 + 1)
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: now + 12 * 3600 + 1)
+    assert client.get("/invoices/").status_code == 302
+
+
+def test_text_search_finds_numbers_and_names_by_substring_through_the_index(
+    app, web, tenant, monkeypatch
+):
+    acme = make_customer(app, tenant, "acme", name="ACME Corp")
+    globex = make_customer(app, tenant, "globex", name="Globex Ltd")
+    kept = [make_invoice(app, tenant, acme.id, finalize=True) for _ in range(3)]
+    draft = make_invoice(app, tenant, globex.id)
+    deleted = make_invoice(app, tenant, globex.id)
+    with app.app_context():
+        invoices.delete_draft(tenant.account_id, deleted.id)
+    assert [k.invoice_number for k in kept] == ["INV-000001", "INV-000002", "INV-000003"]
+    # Selective (few matches: a UNION of the candidates) and broad (the index walk with a
+    # filter) answer the same, newest first; the finalized numbers are found by their new
+    # number (the index follows the UPDATE) and the deleted draft is gone.
+    expected = {
+        "inv-000002": ["INV-000002"],
+        "000003": ["INV-000003"],
+        "acme": ["INV-000003", "INV-000002", "INV-000001"],
+        "globex": [draft.invoice_number],
+        draft.invoice_number[-5:].lower(): [draft.invoice_number],
+        deleted.invoice_number: [],
+        "nothing like it": [],
+    }
+    for caps in ((50, 1000), (0, 0)):
+        monkeypatch.setattr(text_search, "CUSTOMER_CAP", caps[0])
+        monkeypatch.setattr(text_search, "NUMBER_CAP", caps[1])
+        for text, numbers in expected.items():
+            assert _rows(web.text(f"/invoices/?q={text}")) == numbers, (caps, text)
+    # Two characters cannot use a trigram index: the walk answers.
+    monkeypatch.setattr(text_search, "CUSTOMER_CAP", 50)
+    monkeypatch.setattr(text_search, "NUMBER_CAP", 1000)
+    assert _rows(web.text("/invoices/?q=03")) == ["INV-000003"]
+
+
+def test_text_search_statements_do_not_grow_with_the_matches(app, client, web, tenant):
+    acme = make_customer(app, tenant, "acme", name="ACME Corp")
+    make_invoice(app, tenant, acme.id, finalize=True)
+    with counting_statements(app) as one:
+        assert len(_rows(client.get("/invoices/?q=acme").get_data(as_text=True))) == 1
+    for _ in range(12):
+        make_invoice(app, tenant, acme.id, finalize=True)
+    with counting_statements(app) as many:
+        assert len(_rows(client.get("/invoices/?q=acme").get_data(as_text=True))) == 13
+    assert one["n"] == many["n"] <= 5
