@@ -174,15 +174,17 @@ def _text_matches(conn: Connection, account_id: uuid.UUID, text: str) -> Any:
         )
     )
     if len(customer_ids) <= text_search.CUSTOMER_CAP and len(text) >= text_search.MIN_INDEXED:
-        numbered = text_search.number_matches(conn, account_id, text, text_search.NUMBER_CAP + 1)
-        if len(numbered) <= text_search.NUMBER_CAP:
+        numbered = text_search.count_number_matches(
+            conn, account_id, text, text_search.NUMBER_CAP + 1
+        )
+        if numbered <= text_search.NUMBER_CAP:
             found = []
             if customer_ids:
                 found.append((_I.c.customer_id.in_(customer_ids), True))
             if numbered:
-                # By primary key alone (number_matches kept only the account's ids): with
-                # account_id in the WHERE, SQLite walked the account's invoices instead.
-                found.append((_I.c.id.in_(numbered), False))
+                # Without the list's own account condition: on SQLite it would lead the
+                # planner to the account's index instead of the trigram index's rowids.
+                found.append((text_search.number_condition(conn, _I, account_id, text), False))
             return found
     number_matches = _I.c.invoice_number.ilike(pattern, escape="\\")
     if not customer_ids:
