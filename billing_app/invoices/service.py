@@ -41,7 +41,8 @@ from ..entities.service import default_entity, format_number
 from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
-from ..taxes.service import load_tax_table
+from ..taxes.models import TaxRate
+from ..taxes.service import TaxTable, load_tax_table, tax_table
 from . import calc
 from .models import (
     DRAFT,
@@ -210,11 +211,13 @@ def build_lines(
     *,
     max_lines: int | None = MAX_LINES,
     conn: Any = None,
+    taxes: TaxTable | None = None,
 ) -> list[LineRecord]:
     """Validated lines with amounts, tax rates and line VAT; nothing is written.
 
     Reads: the charges and metrics the lines name (only when they name some), and the
-    tax rates they can use (one query).
+    tax rates they can use (one query), unless the caller passes `taxes` (the table of the
+    parties' rates) and no line names a charge.
     """
     if not drafts:
         raise InvalidInput(("line_items",), "At least one line is required")
@@ -240,12 +243,13 @@ def build_lines(
                 select(Metric.code).where(Metric.account_id == account_id, Metric.code.in_(codes))
             ).scalars()
         )
-    taxes = load_tax_table(
-        account_id,
-        [parties.customer_tax_id, parties.entity_tax_id, *charge_taxes.values()],
-        parties.account_default_vat_percent,
-        conn=conn,
-    )
+    if taxes is None or charge_taxes:
+        taxes = load_tax_table(
+            account_id,
+            [parties.customer_tax_id, parties.entity_tax_id, *charge_taxes.values()],
+            parties.account_default_vat_percent,
+            conn=conn,
+        )
     lines: list[LineRecord] = []
     for index, draft in enumerate(drafts):
         amount = checked_amount(index, draft)
@@ -305,13 +309,20 @@ _CUSTOMERS = Customer.__table__
 _ENTITIES = BillingEntity.__table__
 _ACCOUNTS = Account.__table__
 _DEFAULT_ENTITY_ROW = _ENTITIES.alias("default_entity")
+_TAX_RATES = TaxRate.__table__
 # The customer, the billing entity the invoice will have (the request's, else the
-# customer's, else the account's default) and the account's default VAT, in one query.
-# No row: no such customer in the account; entity columns NULL: no such entity in it.
+# customer's, else the account's default), the account's default VAT, and the tax rates
+# pricing can use (the customer's, the entity's, the organisation-wide ones: one row per
+# rate, the parties repeated), in one query. No row: no such customer in the account;
+# entity columns NULL: no such entity in it.
 _PRICING_PARTIES = (
     select(
-        _CUSTOMERS.c.id,
+        _CUSTOMERS.c.id.label("customer_id"),
         _CUSTOMERS.c.tax_rate_id,
+        _TAX_RATES.c.id,
+        _TAX_RATES.c.rate,
+        _TAX_RATES.c.code,
+        _TAX_RATES.c.applied_to_organization,
         _ENTITIES.c.id.label("entity_id"),
         _ENTITIES.c.default_tax_rate_id.label("entity_tax_rate_id"),
         select(_ACCOUNTS.c.default_vat_percent)
@@ -336,25 +347,36 @@ _PRICING_PARTIES = (
             )
         ),
     )
+    .outerjoin(
+        _TAX_RATES,
+        (_TAX_RATES.c.account_id == bindparam("account"))
+        & or_(
+            _TAX_RATES.c.applied_to_organization,
+            _TAX_RATES.c.id == _CUSTOMERS.c.tax_rate_id,
+            _TAX_RATES.c.id == _ENTITIES.c.default_tax_rate_id,
+        ),
+    )
     .where(_CUSTOMERS.c.account_id == bindparam("account"), _CUSTOMERS.c.id == bindparam("id"))
+    .order_by(_TAX_RATES.c.created_at)
 )
 
 
 def _customer_and_entity(
     conn: Any, account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
-) -> Any:
-    """The pricing parties' row: customer (id, tax_rate_id), entity (entity_id,
-    entity_tax_rate_id), the account's default VAT. The entity is the request's, else the
-    customer's, else the account's default. NotFound for either (another account's
-    included)."""
-    row = conn.execute(
+) -> tuple[Any, TaxTable]:
+    """(the pricing parties' row, their tax table): customer (customer_id, tax_rate_id),
+    entity (entity_id, entity_tax_rate_id), the account's default VAT. The entity is the
+    request's, else the customer's, else the account's default. NotFound for either
+    (another account's included)."""
+    rows = conn.execute(
         _PRICING_PARTIES, {"account": account_id, "id": customer_id, "entity": entity_id}
-    ).one_or_none()
-    if row is None:
+    ).all()
+    if not rows:
         raise NotFound("Customer")
+    row = rows[0]
     if row.entity_id is None:
         raise NotFound("Billing entity")
-    return row
+    return row, tax_table(rows, row.default_vat_percent)
 
 
 _NEW_INVOICE_DEFAULTS: dict[str, Any] = {attr: None for _, attr in INVOICE_COLUMNS} | {
@@ -379,11 +401,11 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
 
 
 def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
-    found = _customer_and_entity(conn, account_id, req.customer_id, req.billing_entity_id)
+    found, taxes = _customer_and_entity(conn, account_id, req.customer_id, req.billing_entity_id)
     parties = Parties(
         account_id, found.default_vat_percent, found.tax_rate_id, found.entity_tax_rate_id
     )
-    lines = build_lines(parties, req.lines, conn=conn)
+    lines = build_lines(parties, req.lines, conn=conn, taxes=taxes)
     totals = calc.compute_totals(line_inputs(lines))
     if totals.total_minor < 0:
         raise InvalidInput(
@@ -394,7 +416,7 @@ def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest)
     invoice.id = uuid.uuid4()
     invoice.account_id = account_id
     invoice.billing_entity_id = found.entity_id
-    invoice.customer_id = found.id
+    invoice.customer_id = found.customer_id
     invoice.invoice_type = ONE_OFF
     invoice.state = DRAFT
     invoice.currency = req.currency

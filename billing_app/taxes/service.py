@@ -181,9 +181,18 @@ def load_tax_table(
         rows = conn.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
     else:
         rows = conn.execute(_ORG_TAXES, {"account": account_id})
+    return tax_table(rows, account_default_percent)
+
+
+def tax_table(rows: Iterable[Any], account_default_percent: Decimal | None) -> TaxTable:
+    """A TaxTable from rows with the tax rate columns (`id`, `rate`, `code`,
+    `applied_to_organization`) ordered by creation; rows whose `id` is None are skipped (a
+    caller's outer join that found no rate)."""
     by_id: dict[uuid.UUID, tuple[Decimal, str]] = {}
     organisation: tuple[Decimal, str | None] | None = None
     for row in rows:
+        if row.id is None:
+            continue
         by_id[row.id] = (row.rate, row.code)
         if row.applied_to_organization and organisation is None:
             organisation = (row.rate, row.code)
