@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -124,9 +124,14 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     conn: Any = None,
+    with_writes: Sequence[Any] = (),
 ) -> None:
     """Append one record inside the caller's write transaction (`conn`: its connection,
     when the caller already has it).
+
+    `with_writes`: the caller's last INSERT/UPDATE statements (Core, values included), run
+    before the record: on PostgreSQL as part of the record's own statement (data-modifying
+    CTEs: one round trip for all), elsewhere one after the other.
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
@@ -154,10 +159,17 @@ def record(
         # Parameters prefixed: a key named like an accounts column (created_at) would
         # otherwise become a SET of the UPDATE in the statement.
         params = {f"r_{key}": value for key, value in row.items()}
-        appended = conn.execute(_APPEND_PG, params | {"prefix": prefix, "suffix": "}"})
+        statement = _APPEND_PG
+        if with_writes:
+            statement = statement.add_cte(
+                *[write.cte(f"write_{index}") for index, write in enumerate(with_writes)]
+            )
+        appended = conn.execute(statement, params | {"prefix": prefix, "suffix": "}"})
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
         return
+    for write in with_writes:
+        conn.execute(write)
     seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
     row["seq"] = seq
     row["prev_hash"] = prev_hash

@@ -430,19 +430,22 @@ def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest)
         line.invoice_id = invoice.id
     with core_write(conn):
         try:
-            conn.execute(_INSERT_INVOICE, invoice_row(invoice))
+            audit.record(
+                account_id,
+                "invoice.created",
+                "invoice",
+                invoice.id,
+                after=_snapshot(cast(Invoice, invoice)),
+                conn=conn,
+                # On PostgreSQL invoice, lines and audit record are one statement.
+                with_writes=(
+                    _INSERT_INVOICE.values(invoice_row(invoice)),
+                    _INSERT_LINES.values([line.row() for line in lines]),
+                ),
+            )
         except IntegrityError:
             # The customer or the entity went away since we read them.
             raise NotFound("Customer") from None
-        conn.execute(_INSERT_LINES, [line.row() for line in lines])
-        audit.record(
-            account_id,
-            "invoice.created",
-            "invoice",
-            invoice.id,
-            after=_snapshot(cast(Invoice, invoice)),
-            conn=conn,
-        )
     invoice.lines = lines
     return cast(Invoice, invoice)
 
