@@ -83,9 +83,7 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
     handles = insert_subscriptions(engine, cat, "cpu-", args.n * args.rounds + 10)
     statements: list[str] = []
     with app.app_context():
-        sa.event.listen(
-            db.engine, "before_cursor_execute", lambda *a: statements.append(a[2])
-        )
+        sa.event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
 
     def sub_invoice(handle: str) -> None:
         body = template.replace(b"{id}", handle.encode())
@@ -107,12 +105,16 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
     for _ in range(5):
         sub_invoice(handles.pop())
         oneoff()
-    statements.clear()
-    sub_invoice(handles.pop())
-    print(f"statements per subscription invoice: {len(statements)}")
-    if args.statements:
-        for statement in statements:
-            print("   ", " ".join(statement.split())[:150])
+    for name, request in (("one-off create", oneoff), ("subscription invoice", None)):
+        statements.clear()
+        if request is None:
+            sub_invoice(handles.pop())
+        else:
+            request()
+        print(f"statements per {name}: {len(statements)}")
+        if args.statements:
+            for statement in statements:
+                print("   ", " ".join(statement.split())[:150])
     profiler = cProfile.Profile() if args.profile else None
     sub_ms: list[float] = []
     one_ms: list[float] = []

@@ -216,6 +216,11 @@ def core_write(conn: Connection) -> Iterator[Connection]:
             yield conn
     finally:
         conn.execution_options(sqlite_begin="DEFERRED")
+    # The ORM session's read transaction, if the request opened one, still shows SQLite's
+    # snapshot from before this write: end it, so what the request reads next includes it.
+    session = db.session()
+    if session.in_transaction() and not session.info.get("write_depth", 0):
+        session.commit()
 
 
 @event.listens_for(Session, "do_orm_execute")

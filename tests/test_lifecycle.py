@@ -256,3 +256,30 @@ def test_audit_hash_is_the_same_whoever_computes_it(app, tenant):
         db.session.commit()
         assert verify_chain(tenant.account_id) is None
         db.session.remove()
+
+
+def test_a_request_reads_what_its_core_write_stored(app, tenant, api):
+    """A request that read through the ORM session, then created an invoice on the Core
+    path (another connection), must see that invoice when it reads again: on SQLite the
+    session's read transaction would otherwise keep its snapshot from before the write."""
+    customer = api.customer("snap")
+    with app.test_request_context():
+        assert db.session.scalars(select_invoices(tenant.account_id)).all() == []
+        assert db.session().in_transaction()
+        created = invoices.create_one_off_invoice(
+            tenant.account_id,
+            invoices.OneOffInvoiceRequest(
+                customer_id=uuid.UUID(customer["id"]),
+                currency="EUR",
+                lines=[invoices.LineDraft("Seen", Decimal(1), Decimal(500))],
+            ),
+        )
+        found = db.session.scalars(select_invoices(tenant.account_id)).all()
+        assert [inv.id for inv in found] == [created.id]
+        db.session.remove()
+
+
+def select_invoices(account_id):
+    from sqlalchemy import select
+
+    return select(Invoice).where(Invoice.account_id == account_id)

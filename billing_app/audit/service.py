@@ -124,14 +124,16 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     conn: Any = None,
-    with_writes: Sequence[Any] = (),
+    with_writes: Sequence[tuple[Any, dict[str, Any]]] = (),
 ) -> None:
     """Append one record inside the caller's write transaction (`conn`: its connection,
     when the caller already has it).
 
-    `with_writes`: the caller's last INSERT/UPDATE statements (Core, values included), run
-    before the record: on PostgreSQL as part of the record's own statement (data-modifying
-    CTEs: one round trip for all), elsewhere one after the other.
+    `with_writes`: the caller's last writes, (Core INSERT/UPDATE, its parameters) pairs,
+    run before the record: on PostgreSQL as part of the record's own statement
+    (data-modifying CTEs: one round trip for all), elsewhere one after the other. Their
+    parameter names must not be column names of `accounts` (the record's UPDATE would
+    take them as SET values).
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
@@ -160,16 +162,15 @@ def record(
         # otherwise become a SET of the UPDATE in the statement.
         params = {f"r_{key}": value for key, value in row.items()}
         statement = _APPEND_PG
-        if with_writes:
-            statement = statement.add_cte(
-                *[write.cte(f"write_{index}") for index, write in enumerate(with_writes)]
-            )
+        for index, (write, write_params) in enumerate(with_writes):
+            statement = statement.add_cte(write.cte(f"write_{index}"))
+            params |= write_params
         appended = conn.execute(statement, params | {"prefix": prefix, "suffix": "}"})
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
         return
-    for write in with_writes:
-        conn.execute(write)
+    for write, write_params in with_writes:
+        conn.execute(write, write_params)
     seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
     row["seq"] = seq
     row["prev_hash"] = prev_hash

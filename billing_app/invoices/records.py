@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
@@ -43,6 +43,8 @@ class LineRecord:
     discounted_amount: int | None = None
     invoice_id: uuid.UUID | None = None
 
+    FIELDS: ClassVar[tuple[str, ...]]
+
     def row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every value, and this is a hot path.
         return {name: getattr(self, name) for name in _LINE_FIELDS}
@@ -59,6 +61,7 @@ class LineRecord:
 
 
 _LINE_FIELDS = tuple(f.name for f in fields(LineRecord))
+LineRecord.FIELDS = _LINE_FIELDS
 
 # (column name, attribute name): they differ where a column name is reserved (`metadata`).
 INVOICE_COLUMNS = tuple(
