@@ -48,7 +48,7 @@ from ..catalog.models import Charge, Metric
 from ..crud import order_clause, page
 from ..customers.models import Customer, Wallet
 from ..database import core_connection, core_write, decimal_to_str, utcnow, write_transaction
-from ..documents.snapshot import record_due
+from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
 from ..entities.service import format_number
 from ..errors import InvalidInput, InvalidState, NotFound
@@ -765,10 +765,11 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
         issue = issue_terms(
             invoice, customer.net_payment_term, entity.net_payment_term, balance, now
         )
-        # The PDF's due row first: the number series stays locked (on PostgreSQL) from
-        # take_number to commit, so as little as possible happens after it.
+        # The PDF's due row is written with the audit record (on PostgreSQL in its
+        # statement): the number series stays locked from take_number to commit, so as few
+        # round trips as possible happen after it.
         invoice.issued_at = issue.issued_at
-        record_due(invoice, entity, customer, conn=conn)
+        due = due_write(invoice, entity, customer)
         number = take_number(entity.id, conn)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
         base, alternative = _handle_candidates(printed, invoice_id)
@@ -807,6 +808,7 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
             before=before,
             after=_snapshot(invoice),
             conn=conn,
+            with_writes=(due,),
         )
     return invoice
 
