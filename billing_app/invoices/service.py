@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sa_cast
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -712,6 +713,37 @@ _ISSUE_READ = (
 )
 
 
+# PostgreSQL: the same read with the lines as one JSON array (one round trip, not two).
+_LINES_ROW = (
+    select(*[_LT.c[f.name] for f in dataclass_fields(LineRecord)])
+    .where(_LT.c.invoice_id == bindparam("id"))  # the invoice _ISSUE_READ reads
+    .subquery("line")
+)
+_LINES_JSON = (
+    select(func.json_agg(aggregate_order_by(_LINES_ROW.table_valued(), _LINES_ROW.c.position)))
+    .select_from(_LINES_ROW)
+    .scalar_subquery()
+)
+_ISSUE_READ_WITH_LINES = _ISSUE_READ.add_columns(_LINES_JSON.label("lines_json"))
+_LINE_UUIDS = ("id", "invoice_id", "charge_id")
+_LINE_DECIMALS = ("quantity", "unit_amount", "tax_rate")
+_LINE_TIMES = ("period_from", "period_to")
+
+
+def _line_from_json(data: dict[str, Any]) -> LineRecord:
+    """A line as PostgreSQL's json_agg wrote it: uuids and times as text, the decimal
+    columns as the canonical text they are stored as."""
+    for name in _LINE_UUIDS:
+        if data[name] is not None:
+            data[name] = uuid.UUID(data[name])
+    for name in _LINE_DECIMALS:
+        data[name] = Decimal(data[name])
+    for name in _LINE_TIMES:
+        if data[name] is not None:
+            data[name] = datetime.fromisoformat(data[name])
+    return LineRecord(**data)
+
+
 def _prefixed(mapping: Any, prefix: str) -> Any:
     """The columns of one table out of a joined row, under their own names: a stand-in for
     the ORM object (same attribute names) without the cost of loading one."""
@@ -744,12 +776,19 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
 
 
 def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
-    row = conn.execute(_ISSUE_READ, {"account": account_id, "id": invoice_id}).first()
+    postgres = conn.dialect.name == "postgresql"
+    row = conn.execute(
+        _ISSUE_READ_WITH_LINES if postgres else _ISSUE_READ,
+        {"account": account_id, "id": invoice_id},
+    ).first()
     if row is None:
         raise NotFound("Invoice")
     if row.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
-    lines = [LineRecord.from_row(r) for r in conn.execute(_LINES_FOR_ISSUE, {"id": invoice_id})]
+    if postgres:
+        lines = [_line_from_json(data) for data in row.lines_json or ()]
+    else:
+        lines = [LineRecord.from_row(r) for r in conn.execute(_LINES_FOR_ISSUE, {"id": invoice_id})]
     invoice = cast(Invoice, invoice_record(row, lines))
     entity = cast(BillingEntity, _prefixed(row._mapping, "e_"))
     customer = cast(Customer, _prefixed(row._mapping, "c_"))
