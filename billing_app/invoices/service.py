@@ -435,6 +435,31 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def invoice_writes(invoice: Any, lines: list[LineRecord]) -> list[tuple[Any, dict[str, Any]]]:
+    """The inserts of a new invoice and its lines as (statement, parameters) pairs with
+    fixed statement texts (lines as one JSON parameter): for `audit.record(with_writes=...)`
+    or `insert_invoice`, on PostgreSQL."""
+    invoice_params = {f"wi_{name}": value for name, value in invoice_row(invoice).items()}
+    lines_json = json.dumps(
+        [{name: _json_value(value) for name, value in line.row().items()} for line in lines],
+        ensure_ascii=False,
+    )
+    return [(_INSERT_INVOICE_PARAMS, invoice_params), (_INSERT_LINES_JSON, {"wl_json": lines_json})]
+
+
+_INSERT_INVOICE_AND_LINES = _INSERT_INVOICE_PARAMS.add_cte(_INSERT_LINES_JSON.cte("new_lines"))
+
+
+def insert_invoice(conn: Any, invoice: Any, lines: list[LineRecord]) -> None:
+    """Insert a new invoice and its lines: one statement on PostgreSQL, two elsewhere."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_INSERT_INVOICE, invoice_row(invoice))
+        conn.execute(_INSERT_LINES, [line.row() for line in lines])
+        return
+    (_, invoice_params), (_, lines_params) = invoice_writes(invoice, lines)
+    conn.execute(_INSERT_INVOICE_AND_LINES, invoice_params | lines_params)
+
+
 def _store_new_invoice(
     conn: Any,
     account_id: uuid.UUID,
@@ -445,16 +470,9 @@ def _store_new_invoice(
 ) -> None:
     """Insert a new invoice, its lines and its `invoice.created` audit record: on
     PostgreSQL in one statement, elsewhere in a few."""
-    if conn.dialect.name != "postgresql":
-        conn.execute(_INSERT_INVOICE, invoice_row(invoice))
-        conn.execute(_INSERT_LINES, [line.row() for line in lines])
-        audit.record(account_id, "invoice.created", "invoice", invoice.id, after=after, conn=conn)
-        return
-    invoice_params = {f"wi_{name}": value for name, value in invoice_row(invoice).items()}
-    lines_json = json.dumps(
-        [{name: _json_value(value) for name, value in line.row().items()} for line in lines],
-        ensure_ascii=False,
-    )
+    postgres = conn.dialect.name == "postgresql"
+    if not postgres:
+        insert_invoice(conn, invoice, lines)
     audit.record(
         account_id,
         "invoice.created",
@@ -462,10 +480,7 @@ def _store_new_invoice(
         invoice.id,
         after=after,
         conn=conn,
-        with_writes=(
-            (_INSERT_INVOICE_PARAMS, invoice_params),
-            (_INSERT_LINES_JSON, {"wl_json": lines_json}),
-        ),
+        with_writes=invoice_writes(invoice, lines) if postgres else (),
     )
 
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
@@ -32,20 +32,19 @@ from ..audit import service as audit
 from ..catalog.models import AddOn, Charge, Discount, Metric, Plan
 from ..customers.models import Customer, Wallet
 from ..database import core_connection, core_write, utcnow, write_transaction
-from ..documents.snapshot import record_due
+from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
 from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..invoices import calc
 from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice
-from ..invoices.records import LineRecord, invoice_row
+from ..invoices.records import LineRecord
 from ..invoices.service import (
-    INSERT_INVOICE,
-    INSERT_LINES,
     LineDraft,
     Parties,
     build_lines,
     draft_number,
+    insert_invoice,
     issue_new,
     line_inputs,
     new_invoice_record,
@@ -54,6 +53,7 @@ from ..money import fraction_to_percent, percent_to_fraction
 from ..payments import service as payments
 from ..payments.models import PaymentMethod
 from ..taxes.models import TaxRate
+from ..taxes.service import tax_table
 from .models import (
     EXPIRED,
     ON_HOLD,
@@ -149,6 +149,11 @@ _CONTEXT = (
         *[c.label(f"e_{c.key}") for c in _E.c],
         _A.c.timezone.label("a_timezone"),
         _A.c.default_vat_percent.label("a_default_vat_percent"),
+        # The tax rates pricing can use (one row each; the rest repeated): see tax_table.
+        _TR.c.id,
+        _TR.c.rate,
+        _TR.c.code,
+        _TR.c.applied_to_organization,
         select(_I.c.id)
         .where(_I.c.account_id == _S.c.account_id, _I.c.handle == bindparam("invoice_handle"))
         .exists()
@@ -177,7 +182,17 @@ _CONTEXT = (
             .scalar_subquery(),
         ),
     )
+    .outerjoin(
+        _TR,
+        (_TR.c.account_id == _S.c.account_id)
+        & or_(
+            _TR.c.applied_to_organization,
+            _TR.c.id == _C.c.tax_rate_id,
+            _TR.c.id == _E.c.default_tax_rate_id,
+        ),
+    )
     .where(_S.c.account_id == bindparam("account"), _S.c.handle == bindparam("handle"))
+    .order_by(_TR.c.created_at)
 )
 # The same, row-locking the subscription until commit (parallel invoices of one
 # subscription queue here; FOR UPDATE is not rendered on SQLite, whose write lock is held).
@@ -351,6 +366,7 @@ class _Assembly:
     usage_ids: list[uuid.UUID] = field(default_factory=list)
     discounts: list[_DiscountCount] = field(default_factory=list)
     credits: list[_CreditTake] = field(default_factory=list)
+    due: tuple[Any, dict[str, Any]] | None = None  # the PDF's due row, written with the audit
 
 
 def _checked_context(
@@ -363,12 +379,14 @@ def _checked_context(
     check_handle: bool,
 ) -> Any:
     """The subscription's context row, if it may be invoiced (codes 12, 13, 95, 22, 11)."""
-    ctx = conn.execute(
+    rows = conn.execute(
         _CONTEXT_LOCKED if locked else _CONTEXT,
         {"account": account_id, "handle": handle, "invoice_handle": req.handle},
-    ).first()
-    if ctx is None:
+    ).all()
+    if not rows:
         raise NotFound("Subscription")
+    ctx = SimpleNamespace(**rows[0]._mapping)
+    ctx.taxes = tax_table(rows, ctx.a_default_vat_percent)
     _check_invoiceable(ctx.s_state, ctx.s_is_cancelled)
     if check_handle and ctx.handle_taken:
         raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used")
@@ -679,7 +697,9 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
     parties = Parties(
         account_id, ctx.a_default_vat_percent, ctx.c_tax_rate_id, ctx.e_default_tax_rate_id
     )
-    lines = build_lines(parties, drafts, max_lines=None, conn=conn) if drafts else []
+    lines = (
+        build_lines(parties, drafts, max_lines=None, conn=conn, taxes=ctx.taxes) if drafts else []
+    )
     if req.apply_discounts and lines:
         lines += _discount_lines(conn, out, lines, now)
     if req.collect_credit and lines:
@@ -769,10 +789,9 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
     )
     invoice.next_collect_at = None if invoice.state == PAID else invoice.due_at
     try:
-        conn.execute(INSERT_INVOICE, invoice_row(invoice))
+        insert_invoice(conn, invoice, out.lines)
     except IntegrityError:
         raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
-    conn.execute(INSERT_LINES, [line.row() for line in out.lines])
     invoice_id = out.invoice_id
     if out.costs:
         ids = [cost.id for cost in out.costs]
@@ -815,11 +834,13 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
                 for credit in out.credits
             ],
         )
-    record_due(invoice, entity, customer, conn=conn)
+    out.due = due_write(invoice, entity, customer)
     return invoice
 
 
 def _audit(conn: Any, account_id: uuid.UUID, invoice: Any, out: _Assembly) -> None:
+    """The audit record, with the PDF's due row (one statement on PostgreSQL)."""
+    assert out.due is not None
     audit.record(
         account_id,
         "invoice.created",
@@ -834,14 +855,15 @@ def _audit(conn: Any, account_id: uuid.UUID, invoice: Any, out: _Assembly) -> No
             "additional_costs": [c.handle for c in out.costs],
         },
         conn=conn,
+        with_writes=(out.due,),
     )
 
 
 def _prefixed(row: Any, prefix: str) -> Any:
-    """One table's columns out of the joined row, under their own names (a stand-in for
-    the ORM object)."""
+    """One table's columns out of the context, under their own names (a stand-in for the
+    ORM object)."""
     cut = len(prefix)
-    return SimpleNamespace(**{k[cut:]: v for k, v in row._mapping.items() if k.startswith(prefix)})
+    return SimpleNamespace(**{k[cut:]: v for k, v in vars(row).items() if k.startswith(prefix)})
 
 
 # ---------------------------------------------------------------- the service
