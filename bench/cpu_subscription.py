@@ -115,7 +115,7 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
         if args.statements:
             for statement in statements:
                 print("   ", " ".join(statement.split())[:150])
-    profiler = cProfile.Profile() if args.profile else None
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     sub_ms: list[float] = []
     one_ms: list[float] = []
     for _ in range(args.rounds):

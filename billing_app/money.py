@@ -116,11 +116,22 @@ def line_amount(quantity: Decimal, unit_amount: Decimal) -> int:
 
 
 def percent_to_fraction(percent: Decimal) -> Decimal:
-    return divide(percent, Decimal(100))
+    # Memoised by the exact text, so 25 and 25.0 keep their own results (0.25, 0.250).
+    return _percent_to_fraction(str(percent))
 
 
 def fraction_to_percent(fraction: Decimal) -> Decimal:
-    return multiply(fraction, Decimal(100))
+    return _fraction_to_percent(str(fraction))
+
+
+@lru_cache(maxsize=1024)
+def _percent_to_fraction(text: str) -> Decimal:
+    return divide(Decimal(text), Decimal(100))
+
+
+@lru_cache(maxsize=1024)
+def _fraction_to_percent(text: str) -> Decimal:
+    return multiply(Decimal(text), Decimal(100))
 
 
 def minor_to_major(amount_minor: int, currency: str) -> Decimal:

@@ -24,7 +24,27 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
@@ -215,35 +235,6 @@ _SUBSCRIPTION_NOW = (
     .where(_S.c.id == bindparam("id"))
     .with_for_update()
 )
-_ADD_ONS = (
-    select(
-        _SA.c.handle,
-        _SA.c.quantity,
-        _SA.c.amount,
-        _AO.c.handle.label("add_on_handle"),
-        _AO.c.name,
-        _AO.c.type,
-        _AO.c.amount.label("add_on_amount"),
-        _AO.c.vat,
-        _AO.c.amount_incl_vat,
-    )
-    .join(_AO, _AO.c.id == _SA.c.add_on_id)
-    .where(_SA.c.subscription_id == bindparam("sub"))
-    .order_by(_SA.c.created_at, _SA.c.id)
-)
-_PENDING_COSTS = (
-    select(
-        _AC.c.id,
-        _AC.c.handle,
-        _AC.c.ordertext,
-        _AC.c.quantity,
-        _AC.c.amount,
-        _AC.c.vat,
-        _AC.c.amount_incl_vat,
-    )
-    .where(_AC.c.subscription_id == bindparam("sub"), _AC.c.state == PENDING)
-    .order_by(_AC.c.created_at, _AC.c.id)
-)
 _TAX_CODES = select(_TR.c.code, _TR.c.rate).where(
     _TR.c.account_id == bindparam("account"), _TR.c.code.in_(bindparam("codes", expanding=True))
 )
@@ -271,30 +262,122 @@ _UNBILLED_USAGE = (
     )
     .order_by(_M.c.code, _U.c.timestamp)
 )
-_ACTIVE_DISCOUNTS = (
-    select(
-        _SD.c.id,
-        _SD.c.handle,
-        _SD.c.invoice_count,
-        _SD.c.invoice_ids,
-        _SD.c.created_at,
-        _D.c.name,
-        _D.c.amount,
-        _D.c.percentage,
-        _D.c.apply_to,
-        _D.c.fixed_count,
-        _D.c.fixed_period,
-        _D.c.fixed_period_unit,
-    )
-    .join(_D, _D.c.id == _SD.c.discount_id)
-    .where(_SD.c.subscription_id == bindparam("sub"), _SD.c.state == "active")
-    .order_by(_SD.c.created_at, _SD.c.id)
+# The four collections an invoice draws on (add-ons, pending costs, active discounts,
+# pending credits) in one query: a UNION ALL whose parts share one column layout, each
+# row tagged with its `part`; `_children` turns them back into named rows.
+_CHILD_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", Uuid()),
+    ("created_at", _S.c.created_at.type),
+    ("handle", String()),
+    ("ref", String()),
+    ("name", Text()),
+    ("kind", String()),
+    ("n1", Integer()),
+    ("n2", Integer()),
+    ("n3", Integer()),
+    ("n4", Integer()),
+    ("dec", _AC.c.vat.type),
+    ("flag", Boolean()),
+    ("j1", JSON()),
+    ("j2", JSON()),
+    ("day", Date()),
 )
-_PENDING_CREDITS = (
-    select(_CR.c.id, _CR.c.handle, _CR.c.text, _CR.c.pending_amount, _CR.c.valid_from)
-    .where(_CR.c.subscription_id == bindparam("sub"), _CR.c.state == PENDING)
-    .order_by(_CR.c.created_at, _CR.c.id)
-)
+
+
+def _child_part(part: str, table: Any, **columns: Any) -> Any:
+    values = [literal(part, String()).label("part")]
+    for name, type_ in _CHILD_COLUMNS:
+        expr = columns.get(name)
+        values.append(
+            # A typed NULL: PostgreSQL resolves a UNION's column types pairwise from
+            # the left, and two untyped NULLs would become text.
+            (sa_cast(null(), type_) if expr is None else type_coerce(expr, type_)).label(name)
+        )
+    return select(*values).select_from(table)
+
+
+_CHILDREN = union_all(
+    _child_part(
+        "add_on",
+        _SA.join(_AO, _AO.c.id == _SA.c.add_on_id),
+        id=_SA.c.id,
+        created_at=_SA.c.created_at,
+        handle=_SA.c.handle,
+        ref=_AO.c.handle,
+        name=_AO.c.name,
+        kind=_AO.c.type,
+        n1=_SA.c.quantity,
+        n2=_SA.c.amount,
+        n3=_AO.c.amount,
+        dec=_AO.c.vat,
+        flag=_AO.c.amount_incl_vat,
+    ).where(_SA.c.subscription_id == bindparam("sub")),
+    _child_part(
+        "cost",
+        _AC,
+        id=_AC.c.id,
+        created_at=_AC.c.created_at,
+        handle=_AC.c.handle,
+        name=_AC.c.ordertext,
+        n1=_AC.c.quantity,
+        n2=_AC.c.amount,
+        dec=_AC.c.vat,
+        flag=_AC.c.amount_incl_vat,
+    ).where(_AC.c.subscription_id == bindparam("sub"), _AC.c.state == PENDING),
+    _child_part(
+        "discount",
+        _SD.join(_D, _D.c.id == _SD.c.discount_id),
+        id=_SD.c.id,
+        created_at=_SD.c.created_at,
+        handle=_SD.c.handle,
+        name=_D.c.name,
+        kind=_D.c.fixed_period_unit,
+        n1=_SD.c.invoice_count,
+        n2=_D.c.amount,
+        n3=_D.c.fixed_count,
+        n4=_D.c.fixed_period,
+        dec=_D.c.percentage,
+        j1=_D.c.apply_to,
+        j2=_SD.c.invoice_ids,
+    ).where(_SD.c.subscription_id == bindparam("sub"), _SD.c.state == "active"),
+    _child_part(
+        "credit",
+        _CR,
+        id=_CR.c.id,
+        created_at=_CR.c.created_at,
+        handle=_CR.c.handle,
+        name=_CR.c.text,
+        n1=_CR.c.pending_amount,
+        day=_CR.c.valid_from,
+    ).where(_CR.c.subscription_id == bindparam("sub"), _CR.c.state == PENDING),
+).order_by(literal_column("part"), literal_column("created_at"), literal_column("id"))
+
+# Each part's generic columns under the names the assembly uses.
+_CHILD_NAMES = {
+    "add_on": {"handle": "handle", "ref": "add_on_handle", "name": "name", "kind": "type",
+               "n1": "quantity", "n2": "amount", "n3": "add_on_amount", "dec": "vat",
+               "flag": "amount_incl_vat"},
+    "cost": {"id": "id", "handle": "handle", "name": "ordertext", "n1": "quantity",
+             "n2": "amount", "dec": "vat", "flag": "amount_incl_vat"},
+    "discount": {"id": "id", "handle": "handle", "created_at": "created_at", "name": "name",
+                 "kind": "fixed_period_unit", "n1": "invoice_count", "n2": "amount",
+                 "n3": "fixed_count", "n4": "fixed_period", "dec": "percentage",
+                 "j1": "apply_to", "j2": "invoice_ids"},
+    "credit": {"id": "id", "handle": "handle", "name": "text", "n1": "pending_amount",
+               "day": "valid_from"},
+}  # fmt: skip
+
+
+def _children(conn: Any, subscription_id: uuid.UUID) -> dict[str, list[Any]]:
+    """The subscription's add-ons, pending costs, active discounts and pending credits,
+    each oldest first."""
+    out: dict[str, list[Any]] = {part: [] for part in _CHILD_NAMES}
+    for row in conn.execute(_CHILDREN, {"sub": subscription_id}):
+        names = _CHILD_NAMES[row.part]
+        out[row.part].append(SimpleNamespace(**{names[k]: getattr(row, k) for k in names}))
+    return out
+
+
 # The writes: each only if the row is still as it was read (its row count tells).
 _TRANSFER_COSTS = (
     update(_AC)
@@ -404,7 +487,7 @@ def _check_invoiceable(state: str, is_cancelled: bool) -> None:
         raise InvalidState("Subscription cancelled", code=22)
 
 
-def _plan_drafts(conn: Any, ctx: Any, req: OnDemandRequest) -> list[LineDraft]:
+def _plan_drafts(add_ons: list[Any], ctx: Any, req: OnDemandRequest) -> list[LineDraft]:
     drafts = [
         LineDraft(
             description=ctx.p_name,
@@ -418,7 +501,7 @@ def _plan_drafts(conn: Any, ctx: Any, req: OnDemandRequest) -> list[LineDraft]:
             period_to=req.plan_period.end,
         )
     ]
-    for row in conn.execute(_ADD_ONS, {"sub": ctx.s_id}):
+    for row in add_ons:
         period = (
             req.add_on_service_periods.get(row.handle)
             or req.add_on_service_periods.get(row.add_on_handle)
@@ -560,10 +643,10 @@ def _tiers(
 
 
 def _discount_lines(
-    conn: Any, out: _Assembly, lines: list[LineRecord], now: datetime
+    discounts: list[Any], out: _Assembly, lines: list[LineRecord], now: datetime
 ) -> list[LineRecord]:
     extra: list[LineRecord] = []
-    for row in conn.execute(_ACTIVE_DISCOUNTS, {"sub": out.ctx.s_id}):
+    for row in discounts:
         if row.fixed_count is not None and row.invoice_count >= row.fixed_count:
             continue
         if row.fixed_period is not None and _period_passed(row, now):
@@ -628,13 +711,9 @@ def _period_passed(row: Any, now: datetime) -> bool:
 
 
 def _credit_lines(
-    conn: Any, out: _Assembly, lines: list[LineRecord], today_local: date
+    pending: list[Any], out: _Assembly, lines: list[LineRecord], today_local: date
 ) -> list[LineRecord]:
-    credits = [
-        row
-        for row in conn.execute(_PENDING_CREDITS, {"sub": out.ctx.s_id})
-        if row.valid_from is None or row.valid_from <= today_local
-    ]
+    credits = [row for row in pending if row.valid_from is None or row.valid_from <= today_local]
     if not credits:
         return []
     totals = calc.compute_totals(line_inputs(lines))
@@ -685,11 +764,12 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
     on what those add up to."""
     now = utcnow()
     out = _Assembly(ctx, uuid.uuid4(), now, [], _NO_TOTALS)
+    children = _children(conn, ctx.s_id)
     drafts: list[LineDraft] = []
     if req.plan_manual:
-        drafts += _plan_drafts(conn, ctx, req)
+        drafts += _plan_drafts(children["add_on"], ctx, req)
     if req.collect_additional_costs:
-        out.costs = conn.execute(_PENDING_COSTS, {"sub": ctx.s_id}).all()
+        out.costs = children["cost"]
         drafts += _cost_drafts(out.costs, req)
     drafts += _order_drafts(conn, account_id, req)
     if req.include_unbilled_usage:
@@ -701,10 +781,10 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
         build_lines(parties, drafts, max_lines=None, conn=conn, taxes=ctx.taxes) if drafts else []
     )
     if req.apply_discounts and lines:
-        lines += _discount_lines(conn, out, lines, now)
+        lines += _discount_lines(children["discount"], out, lines, now)
     if req.collect_credit and lines:
         today_local = now.astimezone(ZoneInfo(ctx.a_timezone)).date()
-        lines += _credit_lines(conn, out, lines, today_local)
+        lines += _credit_lines(children["credit"], out, lines, today_local)
     if not lines:
         raise InvalidState("The request results in an invoice with no order lines", code=54)
     for position, line in enumerate(lines):
