@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.oneoff import LINES, Tenant, create_drafts, postgres_database  # noqa: E402
+from bench.oneoff import LINES, Tenant, create_drafts, run_in_temp_database  # noqa: E402
 
 
 def main() -> int:
@@ -31,16 +29,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = p.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-cpu-"))
-    try:
-        if args.db == "sqlite":
-            run(f"sqlite:///{workdir / 'cpu.sqlite3'}", args, workdir)
-        else:
-            with postgres_database(args.pg_admin_url, "bench_oneoff_cpu") as url:
-                run(url, args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return run_in_temp_database(args, "bench_oneoff_cpu", run, prefix="bench-cpu-")
 
 
 def run(url: str, args: argparse.Namespace, workdir: Path) -> None:

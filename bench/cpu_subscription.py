@@ -14,17 +14,15 @@ import cProfile
 import json
 import logging
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.oneoff import LINES, postgres_database  # noqa: E402
+from bench.oneoff import LINES, run_in_temp_database  # noqa: E402
 from bench.subscription_invoice import (  # noqa: E402
     BENCH_SHAPE,
     body_template,
@@ -43,16 +41,7 @@ def main() -> int:
     p.add_argument("--statements", action="store_true", help="list one request's statements")
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = p.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-cpu-sub-"))
-    try:
-        if args.db == "sqlite":
-            run(f"sqlite:///{workdir / 'cpu.sqlite3'}", args, workdir)
-        else:
-            with postgres_database(args.pg_admin_url, "bench_sub_cpu") as url:
-                run(url, args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return run_in_temp_database(args, "bench_sub_cpu", run, prefix="bench-cpu-sub-")
 
 
 def run(url: str, args: argparse.Namespace, workdir: Path) -> None:

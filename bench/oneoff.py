@@ -538,6 +538,23 @@ def settle(engine: sa.Engine) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def run_in_temp_database(
+    args: Any, pg_name: str, run: Callable[[str, Any, Path], None], prefix: str = "bench-"
+) -> int:
+    """Call `run(url, args, workdir)` on a fresh database: a SQLite file in a temp folder,
+    or (`args.db == "postgres"`) the PostgreSQL database `pg_name`, dropped afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        if args.db == "sqlite":
+            run(f"sqlite:///{workdir / 'bench.sqlite3'}", args, workdir)
+        else:
+            with postgres_database(args.pg_admin_url, pg_name) as url:
+                run(url, args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
 @contextmanager
 def postgres_database(admin_url: str, name: str) -> Iterator[str]:
     """A fresh database (dropped first if a previous run left it), dropped at the end."""
