@@ -8,6 +8,8 @@ this: row locks (`SELECT ... FOR UPDATE`, `UPDATE ... RETURNING`) do the seriali
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +31,15 @@ def utcnow() -> datetime:
 
 
 def new_uuid() -> uuid.UUID:
-    return uuid.uuid4()
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74
+    random bits. Row ids made now sort after older ones, so a new row goes onto the last
+    page of its primary-key index instead of a random one: an invoice's 23 lines dirty one
+    or two index pages, not 23, which every commit (SQLite's WAL, PostgreSQL's WAL and its
+    full-page images) has to write."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 9562 variant
+    return uuid.UUID(int=value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

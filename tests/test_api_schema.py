@@ -556,3 +556,17 @@ def test_openapi_is_valid_json_schema_in_components(served):
     for name, schema in served["components"]["schemas"].items():
         Draft202012Validator.check_schema(schema)
         assert name
+
+
+def test_exact_numbers_are_bare_and_lookalike_client_text_stays_text():
+    """`dumps` writes `JsonNumber`s as bare JSON numbers; a client string shaped like the
+    internal placeholder (16 hex digits, a colon, a number) is left a string."""
+    from decimal import Decimal
+
+    from billing_app.api.core import JsonNumber, dumps
+
+    lookalike = "0123456789abcdef:1.5"
+    body = {"vat": JsonNumber(Decimal("0.250")), "q": [JsonNumber(Decimal("-3"))], "t": lookalike}
+    text = dumps(body).decode()
+    assert text == '{"vat":0.25,"q":[-3],"t":"0123456789abcdef:1.5"}'
+    assert json.loads(text)["t"] == lookalike

@@ -83,6 +83,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# One compiled pattern for every call (a pattern built around each call's marker was
+# compiled anew per response); the marker itself is compared in the replacement.
+_PLACEHOLDER = re.compile(r'"([0-9a-f]{16}):(-?[0-9.]+)"')
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON. `JsonNumber`s are written as placeholder strings carrying a per-call
     random marker, then turned into bare numbers: no client text can forge one."""
@@ -98,7 +103,7 @@ def dumps(obj: Any) -> bytes:
 
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)
     if used:
-        text = re.sub(f'"{marker}:(-?[0-9.]+)"', r"\1", text)
+        text = _PLACEHOLDER.sub(lambda m: m[2] if m[1] == marker else m[0], text)
     return text.encode()
 
 

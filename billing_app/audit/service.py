@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Text, bindparam, func, insert, literal_column, select, update
@@ -161,10 +162,9 @@ def record(
         # Parameters prefixed: a key named like an accounts column (created_at) would
         # otherwise become a SET of the UPDATE in the statement.
         params = {f"r_{key}": value for key, value in row.items()}
-        statement = _APPEND_PG
-        for index, (write, write_params) in enumerate(with_writes):
-            statement = statement.add_cte(write.cte(f"write_{index}"))
+        for _, write_params in with_writes:
             params |= write_params
+        statement = _append_with(tuple(write for write, _ in with_writes))
         appended = conn.execute(statement, params | {"prefix": prefix, "suffix": "}"})
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
@@ -238,6 +238,17 @@ _APPEND_PG = (
     )
     .returning(_AR.c.seq)
 )
+
+
+@lru_cache(maxsize=64)
+def _append_with(writes: tuple[Any, ...]) -> Any:
+    """`_APPEND_PG` with the caller's writes as CTEs before it. Built once per combination
+    (the writes are module-level statements): a statement composed anew on every call
+    costs SQLAlchemy a fresh cache key, a walk of the whole statement, on every request."""
+    statement = _APPEND_PG
+    for index, write in enumerate(writes):
+        statement = statement.add_cte(write.cte(f"write_{index}"))
+    return statement
 
 
 def verify_chain(account_id: uuid.UUID) -> int | None:

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
+    LABEL_STYLE_NONE,
     Select,
     Text,
     bindparam,
@@ -48,7 +49,14 @@ from ..audit import service as audit
 from ..catalog.models import Charge, Metric
 from ..crud import order_clause, page
 from ..customers.models import Customer, Wallet
-from ..database import core_connection, core_write, decimal_to_str, utcnow, write_transaction
+from ..database import (
+    core_connection,
+    core_write,
+    decimal_to_str,
+    new_uuid,
+    utcnow,
+    write_transaction,
+)
 from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
 from ..entities.service import format_number
@@ -281,7 +289,7 @@ def build_lines(
         )
         lines.append(
             LineRecord(
-                id=uuid.uuid4(),
+                id=new_uuid(),
                 position=index,
                 description=draft.description,
                 quantity=draft.quantity,
@@ -408,8 +416,26 @@ _INSERT_LINES = insert(InvoiceLine.__table__)
 # named parameters, so SQLAlchemy and psycopg reuse their compiled and prepared forms.
 _INVOICE_TABLE = Invoice.__table__
 _LINE_COLUMNS = [InvoiceLine.__table__.c[name] for name in LineRecord.FIELDS]
-_INSERT_INVOICE_PARAMS = _INSERT_INVOICE.values(
-    {column.name: bindparam(f"wi_{column.name}", type_=column.type) for column in _INVOICE_TABLE.c}
+# The invoice as one JSON parameter too (json_populate_record), but for its JSON columns,
+# bound as themselves so they are stored exactly as every other path stores them: with
+# one parameter per column the statement had 56 parameters, past what psycopg caches the
+# parsed form of (50), so it parsed the whole text again on every request.
+_INVOICE_JSON_COLUMNS = tuple(c.name for c in _INVOICE_TABLE.c if isinstance(c.type, JSON))
+_INVOICE_PLAIN_COLUMNS = tuple(
+    c.name for c in _INVOICE_TABLE.c if c.name not in _INVOICE_JSON_COLUMNS
+)
+_NEW_INVOICE = func.json_populate_record(
+    literal_column("NULL::invoices"), sa_cast(bindparam("wi_json", type_=Text), JSON)
+).table_valued(*_INVOICE_PLAIN_COLUMNS, name="n")
+_INSERT_INVOICE_PARAMS = _INSERT_INVOICE.from_select(
+    [*_INVOICE_PLAIN_COLUMNS, *_INVOICE_JSON_COLUMNS],
+    select(
+        *[_NEW_INVOICE.c[name] for name in _INVOICE_PLAIN_COLUMNS],
+        *[
+            bindparam(f"wi_{name}", type_=_INVOICE_TABLE.c[name].type)
+            for name in _INVOICE_JSON_COLUMNS
+        ],
+    ).set_label_style(LABEL_STYLE_NONE),  # no "AS <name>" after each column: a shorter text
 )
 
 
@@ -417,15 +443,17 @@ _INSERT_INVOICE_PARAMS = _INSERT_INVOICE.values(
 # whatever the number of lines (a multi-row VALUES is neither cached nor prepared).
 _NEW_LINES = func.json_populate_recordset(
     literal_column("NULL::invoice_lines"), sa_cast(bindparam("wl_json", type_=Text), JSON)
-).table_valued(*[column.name for column in _LINE_COLUMNS], name="new_lines")
+).table_valued(*[column.name for column in _LINE_COLUMNS], name="l")
 _INSERT_LINES_JSON = _INSERT_LINES.from_select(
     [column.name for column in _LINE_COLUMNS],
-    select(*[_NEW_LINES.c[column.name] for column in _LINE_COLUMNS]),
+    select(*[_NEW_LINES.c[column.name] for column in _LINE_COLUMNS]).set_label_style(
+        LABEL_STYLE_NONE
+    ),
 )
 
 
 def _json_value(value: Any) -> Any:
-    """A line value as json_populate_recordset reads it into its column."""
+    """A value as json_populate_record(set) reads it into its column."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, Decimal):
@@ -439,7 +467,11 @@ def invoice_writes(invoice: Any, lines: list[LineRecord]) -> list[tuple[Any, dic
     """The inserts of a new invoice and its lines as (statement, parameters) pairs with
     fixed statement texts (lines as one JSON parameter): for `audit.record(with_writes=...)`
     or `insert_invoice`, on PostgreSQL."""
-    invoice_params = {f"wi_{name}": value for name, value in invoice_row(invoice).items()}
+    row = invoice_row(invoice)
+    invoice_params = {f"wi_{name}": row.pop(name) for name in _INVOICE_JSON_COLUMNS}
+    invoice_params["wi_json"] = json.dumps(
+        {name: _json_value(value) for name, value in row.items()}, ensure_ascii=False
+    )
     lines_json = json.dumps(
         [{name: _json_value(value) for name, value in line.row().items()} for line in lines],
         ensure_ascii=False,
@@ -508,7 +540,7 @@ def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest)
         )
     now = utcnow()
     invoice = SimpleNamespace(**_NEW_INVOICE_DEFAULTS)
-    invoice.id = uuid.uuid4()
+    invoice.id = new_uuid()
     invoice.account_id = account_id
     invoice.billing_entity_id = found.entity_id
     invoice.customer_id = found.customer_id

@@ -51,7 +51,7 @@ from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import AddOn, Charge, Discount, Metric, Plan
 from ..customers.models import Customer, Wallet
-from ..database import core_connection, core_write, utcnow, write_transaction
+from ..database import core_connection, core_write, new_uuid, utcnow, write_transaction
 from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
 from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
@@ -675,7 +675,7 @@ def _discount_lines(
             line.discounted_amount = (line.discounted_amount or 0) + take
             extra.append(
                 LineRecord(
-                    id=uuid.uuid4(),
+                    id=new_uuid(),
                     description=row.name,
                     quantity=Decimal(1),
                     unit_amount=Decimal(-take),
@@ -736,7 +736,7 @@ def _credit_lines(
                 continue
             extra.append(
                 LineRecord(
-                    id=uuid.uuid4(),
+                    id=new_uuid(),
                     description=credit.text or "Credit",
                     quantity=Decimal(1),
                     unit_amount=Decimal(-part),
@@ -763,7 +763,7 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
     Order: plan and add-ons, pending costs, order lines, usage, then discounts and credits
     on what those add up to."""
     now = utcnow()
-    out = _Assembly(ctx, uuid.uuid4(), now, [], _NO_TOTALS)
+    out = _Assembly(ctx, new_uuid(), now, [], _NO_TOTALS)
     children = _children(conn, ctx.s_id)
     drafts: list[LineDraft] = []
     if req.plan_manual:
@@ -905,7 +905,7 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
             _INSERT_CREDIT_USES,
             [
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_uuid(),
                     "credit_id": credit.id,
                     "invoice_id": invoice_id,
                     "amount": credit.take,

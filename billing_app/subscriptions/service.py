@@ -33,7 +33,7 @@ from ..catalog import service as catalog
 from ..catalog.models import Coupon, Discount, Metric, Plan
 from ..crud import get_scoped
 from ..customers.models import Customer
-from ..database import utcnow, write_transaction
+from ..database import new_uuid, utcnow, write_transaction
 from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import decimal_places
@@ -228,7 +228,7 @@ def create_subscription(account_id: uuid.UUID, req: NewSubscription) -> Subscrip
         )
         start = req.start_date or now
         sub = Subscription(
-            id=uuid.uuid4(),
+            id=new_uuid(),
             account_id=account_id,
             handle=req.handle,
             customer_id=customer.id,
