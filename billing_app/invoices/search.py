@@ -27,7 +27,7 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, column, literal_column
+from sqlalchemy import and_, bindparam, column, literal_column
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 
@@ -68,7 +68,8 @@ _COUNT_PG = sql_text(
 _LIKE_SPECIAL = re.compile(r"[%_\\]")
 
 
-def _index_pattern(text: str) -> str:
+def index_pattern(text: str) -> str:
+    """The superset pattern the FTS5 trigram index is asked with (LIKE without ESCAPE)."""
     return f"%{_LIKE_SPECIAL.sub('_', text)}%"
 
 
@@ -82,23 +83,27 @@ def count_number_matches(conn: Connection, account_id: uuid.UUID, text: str, lim
     else:
         stmt = _COUNT_SQLITE
         params["account_id"] = account_id.hex  # how SQLAlchemy's Uuid stores it on SQLite
-        params["index_pattern"] = _index_pattern(text)
+        params["index_pattern"] = index_pattern(text)
     return int(conn.execute(stmt, params).scalar_one())
 
 
-def number_condition(conn: Connection, invoices: Any, account_id: uuid.UUID, text: str) -> Any:
+def number_condition(sqlite: bool, invoices: Any) -> Any:
     """The WHERE clause of a UNION branch holding the account's invoices whose number
-    contains `text`, driven by the trigram index. The ids stay in the database (read into
-    Python and sent back, 200 of them cost more than the rest of the page)."""
-    pattern = invoices.c.invoice_number.ilike(contains_pattern(text), escape="\\")
-    if conn.dialect.name == "postgresql":
+    contains the text, driven by the trigram index, with the bind parameters `pattern`
+    (`contains_pattern`), `account_id` and, on SQLite, `index_pattern`. The ids stay in
+    the database (read into Python and sent back, 200 of them cost more than the rest of
+    the page)."""
+    pattern = invoices.c.invoice_number.ilike(bindparam("pattern"), escape="\\")
+    if not sqlite:
         # The planner picks the GIN index for a selective ILIKE by itself.
-        return and_(invoices.c.account_id == account_id, pattern)
+        return and_(invoices.c.account_id == bindparam("account_id"), pattern)
     in_index = literal_column("invoices.rowid").in_(
         sql_text("SELECT rowid FROM invoice_number_search WHERE invoice_number LIKE :index_pattern")
-        .bindparams(index_pattern=_index_pattern(text))
+        .bindparams(bindparam("index_pattern"))
         .columns(column("rowid"))
     )
     # `+column` keeps SQLite from using an index on account_id instead of the rowids.
-    scoped = literal_column("+invoices.account_id", invoices.c.account_id.type) == account_id
+    scoped = literal_column("+invoices.account_id", invoices.c.account_id.type) == bindparam(
+        "account_id"
+    )
     return and_(in_index, scoped, pattern)

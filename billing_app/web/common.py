@@ -228,6 +228,11 @@ def register_template_helpers(app: Flask) -> None:
         url_for=_memoized_url_for(),
         csrf_token=csrf_token,
     )
+    # Flask-WTF also puts its own generate_csrf into every template's context through a
+    # context processor, which wins over the global above: every page re-signed the token
+    # (HMAC and a timestamp, twice per page). Drop that processor; the global serves.
+    processors = app.template_context_processors[None]
+    processors[:] = [p for p in processors if getattr(p, "__module__", "") != "flask_wtf.csrf"]
 
 
 def _memoized_url_for() -> Any:

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from ...database import decimal_to_str
-from ...invoices.service import InvoiceListRow
+from ...invoices.browse import ListRow
 from ...money import format_money, format_unit_amount
 from ..common import STATE_LABELS, percent
 
 
-def invoice_list_rows(rows: Iterable[InvoiceListRow], base: str, zone: ZoneInfo) -> Markup:
+def invoice_list_rows(rows: Iterable[ListRow], base: str, zone: ZoneInfo) -> Markup:
     """The list's <tr>s: number (a link to the invoice), customer (a link to their
     invoices), state, created and due day in the account's zone, total."""
     base = escape(base)
@@ -29,10 +29,11 @@ def invoice_list_rows(rows: Iterable[InvoiceListRow], base: str, zone: ZoneInfo)
     for r in rows:
         state = escape(r.state)
         created = r.created_at.astimezone(zone).date().isoformat()
-        due = r.due_at.astimezone(zone).date().isoformat() if r.due_at is not None else ""
+        due_at = r.due_at
+        due = due_at.astimezone(zone).date().isoformat() if due_at is not None else ""
         out.append(
-            f'<tr><td class="nowrap"><a href="{base}{r.id}">{escape(r.invoice_number)}</a></td>'
-            f'<td><a href="{base}?customer={r.customer_id}" '
+            f'<tr><td class="nowrap"><a href="{base}{r.id_text}">{escape(r.invoice_number)}</a>'
+            f'</td><td><a href="{base}?customer={r.customer_id_text}" '
             f'title="Only this customer\'s invoices">{escape(r.customer_name)}</a></td>'
             f'<td><span class="badge state-{state}">{STATE_LABELS.get(r.state, state)}</span>'
             f'</td><td class="nowrap">{created}</td><td class="nowrap">{due}</td>'
