@@ -502,6 +502,25 @@ def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
     )
 
 
+# ---------------------------------------------------------------- the entry form's customer
+
+_CUSTOMER = select(*_C.c).where(
+    _C.c.account_id == bindparam("account_id"), _C.c.id == bindparam("customer_id")
+)
+
+
+def customer_record(account_id: uuid.UUID, customer_id: uuid.UUID) -> SimpleNamespace | None:
+    """The account's customer as a plain record with the model's column attributes (one
+    Core query: the entry form reads it on every htmx change), or None, also for another
+    account's customer."""
+    row = (
+        _connection()
+        .execute(_CUSTOMER, {"account_id": account_id, "customer_id": customer_id})
+        .one_or_none()
+    )
+    return None if row is None else SimpleNamespace(**row._mapping)
+
+
 # ---------------------------------------------------------------- the entry form's totals
 
 _DEFAULT_ENTITY_ID = (

@@ -209,10 +209,15 @@ def get_tax_by_id(account_id: uuid.UUID, tax_id: uuid.UUID) -> TaxRate:
     return get_scoped(TaxRate, account_id, "Tax", id=tax_id)
 
 
+_RATE_CHOICES = select(TaxRate.rate, TaxRate.name).where(
+    TaxRate.account_id == bindparam("account_id")
+)
+
+
 def rate_choices(account_id: uuid.UUID) -> list[tuple[Decimal, str]]:
     """(rate, name) of the account's tax rates, lowest rate first, for pickers. Sorted here:
     the rate column is text, so ORDER BY would put 10 before 5."""
-    rows = db.session.execute(
-        select(TaxRate.rate, TaxRate.name).where(TaxRate.account_id == account_id)
-    ).all()
+    # On the session's connection, not through the ORM's execute: the entry form reads
+    # these on every htmx change.
+    rows = db.session.connection().execute(_RATE_CHOICES, {"account_id": account_id}).all()
     return sorted(((rate, name) for rate, name in rows), key=lambda r: r[0])

@@ -156,8 +156,6 @@ def invoice_detail(invoice_id: str) -> Any:
         breakdown=invoices.tax_breakdown(invoice),
         history=page.history,
         actors=actors,
-        # The form is built only where the page shows it (open or failed invoices).
-        pay_form=MarkPaidForm() if invoice.state in (OPEN, FAILED) else None,
         locale=customer.document_locale,
     )
 
@@ -221,7 +219,7 @@ class Entry:
     form: InvoiceForm
     rows: list[LineRow]
     invoice: Invoice | None
-    customer: Customer | None
+    customer: Any  # a Customer, or browse.customer_record's record with its attributes
     currency: str | None
     customer_q: str = ""
     vat_choices: list[tuple[str, str]] = field(default_factory=list)
@@ -267,15 +265,17 @@ def customer_options() -> Any:
     )
 
 
-def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Customer]) -> Customer | None:
+def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Any]) -> Any:
+    """The chosen customer: from the options shown, else read as a plain record (the
+    model's attributes); None for an unknown id or another account's customer."""
     if not raw:
         return None
     for c in options:
         if str(c.id) == raw:
             return c
     try:
-        return customers.get_customer(aid, parse_uuid(raw, "Customer"))
-    except NotFound:
+        return browse.customer_record(aid, parse_uuid(raw, "Customer"))
+    except NotFound:  # not an id at all
         return None
 
 
@@ -352,11 +352,11 @@ def _entry(invoice: Invoice | None) -> Any:
 
     header_ok = True
     if invoice is not None:
-        customer: Customer | None = customers.get_customer(aid, invoice.customer_id)
+        customer: Any = customers.get_customer(aid, invoice.customer_id)
         currency: str | None = invoice.currency
         entity_id: uuid.UUID | None = invoice.billing_entity_id
         customer_q = ""
-        options: list[Customer] = []
+        options: list[Any] = []
     else:
         customer_q = request.values.get("customer_q", "")
         options = customers.find_customers(aid, customer_q, limit=50) if whole_page else []
