@@ -18,7 +18,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, tuple_, union
+from sqlalchemy import and_, bindparam, func, or_, select, true, tuple_, union
 from sqlalchemy.engine import Connection
 
 from ..audit.models import AuditRecord
@@ -262,17 +262,36 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
     conn = _connection()
     sqlite = conn.dialect.name == "sqlite"
     text = search.text.strip()[:100]
-    found = _text_matches(conn, account_id, text, params) if text else None
-    if found is not None:
-        shape.append(found)
-        if found[0] == "none":
-            return ListPage(rows=[], next_cursor=None, prev_cursor=None)
-    result = _run(
-        conn,
-        tuple(shape),
-        lambda: _list_statement(search, column, descending, bool(cursor), found, sqlite),
-        _db_params(sqlite, params),
-    ).fetchall()
+    mode = None
+    if text:
+        params["pattern"] = contains_pattern(text)
+        mode = "broad"
+        if len(text) >= text_search.MIN_INDEXED:
+            mode = "selective"
+            params["customer_limit"] = text_search.CUSTOMER_CAP + 1
+            params["number_limit"] = text_search.NUMBER_CAP + 1
+            params["customer_cap"] = text_search.CUSTOMER_CAP
+            params["number_cap"] = text_search.NUMBER_CAP
+            if sqlite:
+                params["index_pattern"] = text_search.index_pattern(text)
+
+    def run(mode: str | None) -> Any:
+        return _run(
+            conn,
+            (*shape, mode),
+            lambda: _list_statement(search, column, descending, bool(cursor), mode, sqlite),
+            _db_params(sqlite, params),
+        ).fetchall()
+
+    result = run(mode)
+    if mode == "selective":
+        # The first two columns count the matching customers and numbers (each up to its
+        # cap + 1): within both caps the rows are the page, else the list walks its index.
+        customers, numbers = result[0][0], result[0][1]
+        if customers <= text_search.CUSTOMER_CAP and numbers <= text_search.NUMBER_CAP:
+            result = [r[2:] for r in result if r[2] is not None]
+        else:
+            result = run("broad")
     rows = [ListRow(r, sqlite) for r in result[:limit]]
     more = len(result) > limit
     if backwards:
@@ -293,7 +312,7 @@ def _list_statement(
     column: Any,
     descending: bool,
     has_cursor: bool,
-    found: Any,
+    text_mode: str | None,
     sqlite: bool,
 ) -> Any:
     """The list's statement for one shape, every value a named bind parameter."""
@@ -314,39 +333,76 @@ def _list_statement(
         where.append(key < bound if descending else key > bound)
     order_of = _desc if descending else _asc
     joined = _I.join(_C, _C.c.id == _I.c.customer_id)
-    if found is not None and found[0] == "union":
-        # Selective: a UNION of the few candidates, each branch through its own index,
-        # then sorted. The branches carry the whole row: joined back to invoices outside
-        # the UNION, SQLite walked the whole sort index to spare itself the sort.
-        _, customers, numbers = found
-        conditions = []
-        if customers:
-            conditions.append(
-                (_I.c.customer_id.in_([bindparam(f"match_{n}") for n in range(customers)]), True)
+    if text_mode == "selective":
+        return _selective_statement(where, column, order_of, sqlite)
+    if text_mode == "broad":
+        # Many matches, or too short a text for a trigram index: the list's own index
+        # walk, filtered (matches are dense, a page is found within a few hundred rows).
+        where.append(
+            or_(
+                _I.c.invoice_number.ilike(bindparam("pattern"), escape="\\"),
+                _I.c.customer_id.in_(_matching_customers()),
             )
-        if numbers:
-            # Without the list's own account condition: on SQLite it would lead the
-            # planner to the account's index instead of the trigram index's rowids.
-            conditions.append((text_search.number_condition(sqlite, _I), False))
-        branches = [
-            select(*_COLUMNS, column.label("sort_key"))
-            .select_from(joined)
-            .where(*(where if scoped else where[1:]), condition)
-            for condition, scoped in conditions
-        ]
-        page = (branches[0] if len(branches) == 1 else union(*branches)).subquery("page")
-        return (
-            select(*[page.c[c.key] for c in _COLUMNS])
-            .order_by(*order_of(page.c.sort_key, page.c.id))
-            .limit(bindparam("page_limit"))
         )
-    if found is not None:
-        where.append(_broad_text_condition(found))
     return (
         select(*_COLUMNS)
         .select_from(joined)
         .where(*where)
         .order_by(*order_of(column, _I.c.id))
+        .limit(bindparam("page_limit"))
+    )
+
+
+def _matching_customers() -> Any:
+    return _MATCHING_CUSTOMERS.where(
+        _C.c.account_id == bindparam("account_id"),
+        _C.c.name.ilike(bindparam("pattern"), escape="\\"),
+    )
+
+
+def _selective_statement(where: list[Any], column: Any, order_of: Any, sqlite: bool) -> Any:
+    """Text search in one statement: the matching customers (up to the cap + 1) and the
+    invoices whose number matches (through the trigram index, up to the cap + 1), each
+    counted, and the page as the sorted UNION of those few candidates, each branch
+    through its own index and empty when its side is over the cap (the caller then walks
+    the list's index instead). One row with the counts and NULLs when nothing matches.
+    The branches carry the whole row: joined back to invoices outside the UNION, SQLite
+    walked the whole sort index to spare itself the sort."""
+    matched = (_matching_customers().limit(bindparam("customer_limit")).cte("matched")).prefix_with(
+        "MATERIALIZED"
+    )
+    numbers = text_search.numbers_cte(sqlite)
+    customer_count = select(func.count()).select_from(matched).scalar_subquery()
+    number_count = select(func.count()).select_from(numbers).scalar_subquery()
+    joined = _I.join(_C, _C.c.id == _I.c.customer_id)
+    by_customer = (
+        select(*_COLUMNS, column.label("sort_key"))
+        .select_from(joined)
+        .where(
+            *where,
+            _I.c.customer_id.in_(select(matched.c.id)),
+            customer_count <= bindparam("customer_cap"),
+        )
+    )
+    # The numbers are the account's already (numbers_cte): without the list's own account
+    # condition, which on SQLite led the planner to the account's index.
+    by_number = (
+        select(*_COLUMNS, column.label("sort_key"))
+        .select_from(
+            text_search.join_numbers(numbers, _I, sqlite).join(_C, _C.c.id == _I.c.customer_id)
+        )
+        .where(*where[1:], number_count <= bindparam("number_cap"))
+    )
+    page = union(by_customer, by_number).subquery("page")
+    counts = select(
+        customer_count.label("customer_matches"), number_count.label("number_matches")
+    ).subquery("counts")
+    return (
+        select(
+            counts.c.customer_matches, counts.c.number_matches, *[page.c[c.key] for c in _COLUMNS]
+        )
+        .select_from(counts.outerjoin(page, true()))
+        .order_by(*order_of(page.c.sort_key, page.c.id))
         .limit(bindparam("page_limit"))
     )
 
@@ -357,76 +413,6 @@ def _desc(*columns: Any) -> list[Any]:
 
 def _asc(*columns: Any) -> list[Any]:
     return [c.asc() for c in columns]
-
-
-def _matching_customers_statement() -> Any:
-    return _MATCHING_CUSTOMERS.where(
-        _C.c.account_id == bindparam("account_id"),
-        _C.c.name.ilike(bindparam("pattern"), escape="\\"),
-    ).limit(bindparam("customer_limit"))
-
-
-def _text_matches(
-    conn: Connection, account_id: uuid.UUID, text: str, params: dict[str, Any]
-) -> tuple[Any, ...]:
-    """How the list finds `text` (its values added to `params`), as part of the
-    statement's shape: ("union", customers, numbers) for the UNION of the few candidates
-    (the selective case), ("none",) when that union is empty, or ("broad", customers,
-    numbers-by-subquery) for a condition on the list's own index walk. See
-    `invoices.search` for the rule."""
-    sqlite = conn.dialect.name == "sqlite"
-    pattern = contains_pattern(text)
-    params["pattern"] = pattern
-    customer_ids = [
-        row[0]
-        for row in _run(
-            conn,
-            ("matching-customers",),
-            _matching_customers_statement,
-            _db_params(
-                sqlite,
-                {
-                    "account_id": account_id,
-                    "pattern": pattern,
-                    "customer_limit": text_search.CUSTOMER_CAP + 1,
-                },
-            ),
-        )
-    ]
-    few_customers = len(customer_ids) <= text_search.CUSTOMER_CAP
-    if few_customers:
-        for n, customer_id in enumerate(customer_ids):
-            # Already as the database stores it (hex text on SQLite): passed through.
-            params[f"match_{n}"] = uuid.UUID(hex=customer_id) if sqlite else customer_id
-    if few_customers and len(text) >= text_search.MIN_INDEXED:
-        numbered = text_search.count_number_matches(
-            conn, account_id, text, text_search.NUMBER_CAP + 1
-        )
-        if numbered <= text_search.NUMBER_CAP:
-            if not customer_ids and not numbered:
-                return ("none",)
-            if numbered:
-                params["index_pattern"] = text_search.index_pattern(text)
-            return ("union", len(customer_ids), bool(numbered))
-    return ("broad", len(customer_ids) if few_customers else None)
-
-
-def _broad_text_condition(found: tuple[Any, ...]) -> Any:
-    _, customers = found
-    number_matches = _I.c.invoice_number.ilike(bindparam("pattern"), escape="\\")
-    if customers == 0:
-        return number_matches
-    in_customers = (
-        _I.c.customer_id.in_([bindparam(f"match_{n}") for n in range(customers)])
-        if customers is not None
-        else _I.c.customer_id.in_(
-            _MATCHING_CUSTOMERS.where(
-                _C.c.account_id == bindparam("account_id"),
-                _C.c.name.ilike(bindparam("pattern"), escape="\\"),
-            )
-        )
-    )
-    return or_(number_matches, in_customers)
 
 
 # ---------------------------------------------------------------- the invoice page

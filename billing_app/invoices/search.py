@@ -4,15 +4,17 @@ name, case-insensitive, found through indexes rather than by scanning every invo
 How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
 
 1. the account's customers whose name contains it (the customers table is small next to
-   the invoices; at most CUSTOMER_CAP + 1 ids are read);
+   the invoices; at most CUSTOMER_CAP + 1 of them);
 2. the invoices whose number contains it, through a trigram index (migration 0005:
    pg_trgm GIN on PostgreSQL, the FTS5 trigram table `invoice_number_search` on SQLite;
-   at most NUMBER_CAP + 1 ids are read). A trigram index needs three characters.
+   at most NUMBER_CAP + 1 of them). A trigram index needs three characters.
 3. Few matches on both sides ("selective"): the page is taken from those invoices only
    (the matched customers' invoices through `ix_invoices_account_customer_created`, the
-   numbered ones by id), sorted, LIMIT page + 1. Many matches, or a text shorter than
-   three characters ("broad"): the list walks its sort index as without a text and
-   filters, which finds a page within the first few hundred rows when matches are dense.
+   numbered ones by id), sorted, LIMIT page + 1. Both sides, their counts and the page
+   are one statement (`invoices.browse`), each side a materialized CTE. Many matches, or
+   a text shorter than three characters ("broad"): the list walks its sort index as
+   without a text and filters, which finds a page within the first few hundred rows when
+   matches are dense (a second statement when the first found too many).
 
 The FTS5 table of SQLite is an external-content index on `invoices.rowid`: a statement
 that renumbers rowids (VACUUM, or Alembic's batch "move and copy" of the invoices table
@@ -24,14 +26,10 @@ migration that recreates `invoices` must recreate its triggers (see migration 00
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
-from sqlalchemy import and_, bindparam, column, literal_column
+from sqlalchemy import column, literal_column
 from sqlalchemy import text as sql_text
-from sqlalchemy.engine import Connection
-
-from ..crud import contains_pattern
 
 CUSTOMER_CAP = 50
 NUMBER_CAP = 1000
@@ -52,19 +50,7 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 # The FTS5 index is only used for a LIKE without ESCAPE: the trigram lookup takes the text
 # with its LIKE characters turned into `_` (a superset), and the number itself is then
-# compared with the exact, escaped pattern. CROSS JOIN keeps the FTS table as SQLite's
-# outer loop (a plain join walked the account's invoices and probed the index per row).
-_COUNT_SQLITE = sql_text(
-    "SELECT count(*) FROM (SELECT 1 FROM invoice_number_search "
-    "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
-    "WHERE invoice_number_search.invoice_number LIKE :index_pattern "
-    "AND invoices.account_id = :account_id "
-    "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :limit) AS matches"
-)
-_COUNT_PG = sql_text(
-    "SELECT count(*) FROM (SELECT 1 FROM invoices WHERE invoice_number ILIKE :pattern "
-    "ESCAPE '\\' AND account_id = :account_id LIMIT :limit) AS matches"
-)
+# compared with the exact, escaped pattern.
 _LIKE_SPECIAL = re.compile(r"[%_\\]")
 
 
@@ -73,37 +59,32 @@ def index_pattern(text: str) -> str:
     return f"%{_LIKE_SPECIAL.sub('_', text)}%"
 
 
-def count_number_matches(conn: Connection, account_id: uuid.UUID, text: str, limit: int) -> int:
-    """How many of the account's invoices have a printed number containing `text`
-    (case-insensitively), counting no further than `limit`, through the trigram index."""
-    params: dict[str, Any] = {"pattern": contains_pattern(text), "limit": limit}
-    if conn.dialect.name == "postgresql":
-        stmt = _COUNT_PG
-        params["account_id"] = account_id
+def numbers_cte(sqlite: bool) -> Any:
+    """The account's invoices whose printed number contains the text (bind parameters
+    `pattern`, `account_id`, `number_limit`; on SQLite also `index_pattern`), at most
+    `number_limit` of them, found through the trigram index, as a materialized CTE of
+    their ids (SQLite: rowids). The ids stay in the database: read into Python and sent
+    back, 200 of them cost more than the rest of the page."""
+    if sqlite:
+        # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
+        # account's invoices and probed the index per row).
+        stmt = sql_text(
+            "SELECT invoices.rowid AS rid FROM invoice_number_search "
+            "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
+            "WHERE invoice_number_search.invoice_number LIKE :index_pattern "
+            "AND invoices.account_id = :account_id "
+            "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
+        ).columns(column("rid"))
     else:
-        stmt = _COUNT_SQLITE
-        params["account_id"] = account_id.hex  # how SQLAlchemy's Uuid stores it on SQLite
-        params["index_pattern"] = index_pattern(text)
-    return int(conn.execute(stmt, params).scalar_one())
-
-
-def number_condition(sqlite: bool, invoices: Any) -> Any:
-    """The WHERE clause of a UNION branch holding the account's invoices whose number
-    contains the text, driven by the trigram index, with the bind parameters `pattern`
-    (`contains_pattern`), `account_id` and, on SQLite, `index_pattern`. The ids stay in
-    the database (read into Python and sent back, 200 of them cost more than the rest of
-    the page)."""
-    pattern = invoices.c.invoice_number.ilike(bindparam("pattern"), escape="\\")
-    if not sqlite:
         # The planner picks the GIN index for a selective ILIKE by itself.
-        return and_(invoices.c.account_id == bindparam("account_id"), pattern)
-    in_index = literal_column("invoices.rowid").in_(
-        sql_text("SELECT rowid FROM invoice_number_search WHERE invoice_number LIKE :index_pattern")
-        .bindparams(bindparam("index_pattern"))
-        .columns(column("rowid"))
-    )
-    # `+column` keeps SQLite from using an index on account_id instead of the rowids.
-    scoped = literal_column("+invoices.account_id", invoices.c.account_id.type) == bindparam(
-        "account_id"
-    )
-    return and_(in_index, scoped, pattern)
+        stmt = sql_text(
+            "SELECT id AS rid FROM invoices WHERE invoice_number ILIKE :pattern ESCAPE '\\' "
+            "AND account_id = :account_id LIMIT :number_limit"
+        ).columns(column("rid"))
+    return stmt.cte("numbers").prefix_with("MATERIALIZED")
+
+
+def join_numbers(numbers: Any, invoices: Any, sqlite: bool) -> Any:
+    """`numbers` joined to the invoices they name, the CTE first."""
+    key = literal_column("invoices.rowid") if sqlite else invoices.c.id
+    return numbers.join(invoices, key == numbers.c.rid)
