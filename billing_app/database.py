@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from flask import g, has_app_context
@@ -90,6 +91,13 @@ def decimal_to_str(value: Decimal) -> str:
         return "0"
     text = format(value.normalize(), "f")
     return text
+
+
+@lru_cache(maxsize=4096)
+def decimal_text(value: Decimal) -> str:
+    """`decimal_to_str`, memoised: equal decimals have the same canonical text, and the
+    same few prices, quantities and rates recur on every invoice."""
+    return decimal_to_str(value)
 
 
 def install_sqlite_tuning(engine: Engine, busy_timeout_ms: int) -> None:

@@ -731,6 +731,44 @@ def test_create_answer_equals_reading_it_back(b, world, cat):
     assert [c["credit"] for c in created["credits"]] == ["cr1"]
 
 
+def test_credit_spent_while_invoicing_is_taken_as_it_is_now(b, world, cat, app, monkeypatch):
+    """A credit partly spent between reading and storing (another request) is noticed
+    under the lock: the invoice is assembled again and takes only what is left; one credit
+    use is recorded, for that amount."""
+    from sqlalchemy import update
+
+    from billing_app.subscriptions import invoicing
+    from billing_app.subscriptions.models import CreditUse
+
+    cat.credit(world["sub"], "goodwill", 3000)
+    real = invoicing._assemble
+    taken = []
+
+    def assemble_then_spend(conn, account_id, ctx, req):
+        out = real(conn, account_id, ctx, req)
+        if not taken:
+            with db.engine.begin() as other:
+                other.execute(
+                    update(Credit.__table__)
+                    .where(Credit.__table__.c.handle == "goodwill")
+                    .values(pending_amount=1200)
+                )
+        taken.append([credit.take for credit in out.credits])
+        return out
+
+    monkeypatch.setattr(invoicing, "_assemble", assemble_then_spend)
+    inv = b.ok({"handle": "race-credit", "order_lines": [line(amount=5000)]})
+    assert taken == [[3000], [1200]]
+    assert inv["amount"] == 3800
+    assert [c["amount"] for c in inv["credits"]] == [1200]
+    with app.app_context():
+        credit = db.session.query(Credit).one()
+        uses = [(u.amount, u.invoice_id.hex) for u in db.session.query(CreditUse)]
+        db.session.remove()
+    assert (credit.state, credit.pending_amount) == ("transferred", 0)
+    assert uses == [(1200, inv["id"])]
+
+
 def test_costs_changed_while_invoicing_are_not_billed(b, world, cat, app, monkeypatch):
     """A cost cancelled between reading and storing (another request) is noticed under the
     lock: the invoice is assembled again without it, and the cost stays cancelled."""

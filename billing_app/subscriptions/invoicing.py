@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -872,6 +873,17 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
         insert_invoice(conn, invoice, out.lines)
     except IntegrityError:
         raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
+    if conn.dialect.name == "postgresql":
+        _consume_pg(conn, out)
+    else:
+        _consume(conn, out)
+    out.due = due_write(invoice, entity, customer)
+    return invoice
+
+
+def _consume(conn: Any, out: _Assembly) -> None:
+    """Move the costs, usage, discount counts and credits the invoice consumed, each only
+    if still as read (else _Changed): one statement each."""
     invoice_id = out.invoice_id
     if out.costs:
         ids = [cost.id for cost in out.costs]
@@ -914,8 +926,105 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
                 for credit in out.credits
             ],
         )
-    out.due = due_write(invoice, entity, customer)
-    return invoice
+
+
+def _consume_pg(conn: Any, out: _Assembly) -> None:
+    """`_consume` on PostgreSQL: all those writes in one statement, which answers how many
+    rows each of them touched (else _Changed, and the transaction rolls back)."""
+    statement = _consume_statement(
+        bool(out.costs), bool(out.usage_ids), len(out.discounts), len(out.credits)
+    )
+    if statement is None:
+        return
+    invoice_id = out.invoice_id
+    params: dict[str, Any] = {"invoice": invoice_id}
+    expected: dict[str, int] = {}
+    if out.costs:
+        params["k_ids"] = [cost.id for cost in out.costs]
+        expected["k"] = len(out.costs)
+    if out.usage_ids:
+        params["u_ids"] = out.usage_ids
+        expected["u"] = len(out.usage_ids)
+    for i, count in enumerate(out.discounts):
+        params |= {f"d{i}_id": count.id, f"d{i}_seen": count.seen, f"d{i}_ids": count.invoice_ids}
+        expected[f"d{i}"] = 1
+    for i, credit in enumerate(out.credits):
+        left = credit.seen - credit.take
+        params |= {
+            f"c{i}_id": credit.id,
+            f"c{i}_seen": credit.seen,
+            f"c{i}_left": left,
+            f"c{i}_state": TRANSFERRED if left == 0 else PENDING,
+            f"c{i}_use": new_uuid(),
+            f"c{i}_take": credit.take,
+        }
+        expected[f"c{i}"] = 1
+    if out.credits:
+        params["now"] = out.now
+    touched = conn.execute(statement, params).one()._mapping
+    if any(touched[name] != count for name, count in expected.items()):
+        raise _Changed
+
+
+@lru_cache(maxsize=64)
+def _consume_statement(costs: bool, usage: bool, discounts: int, credits: int) -> Any:
+    """The statement `_consume_pg` runs for this shape, built once per shape: each write
+    of `_consume` a data-modifying CTE (PostgreSQL runs every one to completion), the
+    credit uses inserted alongside, and as the answer the number of rows each touched.
+    None when the invoice consumed nothing."""
+    writes: list[Any] = []
+    if costs:
+        writes.append(
+            update(_AC)
+            .where(_AC.c.id.in_(bindparam("k_ids", expanding=True)), _AC.c.state == PENDING)
+            .values(state=TRANSFERRED, invoice_id=bindparam("invoice"))
+            .returning(_AC.c.id)
+            .cte("k")
+        )
+    if usage:
+        writes.append(
+            update(_U)
+            .where(_U.c.id.in_(bindparam("u_ids", expanding=True)), _U.c.invoice_id.is_(None))
+            .values(invoice_id=bindparam("invoice"))
+            .returning(_U.c.id)
+            .cte("u")
+        )
+    for i in range(discounts):
+        seen = bindparam(f"d{i}_seen", type_=_SD.c.invoice_count.type)
+        writes.append(
+            update(_SD)
+            .where(_SD.c.id == bindparam(f"d{i}_id"), _SD.c.state == "active")
+            .where(_SD.c.invoice_count == seen)
+            .values(invoice_count=seen + 1, invoice_ids=bindparam(f"d{i}_ids"))
+            .returning(_SD.c.id)
+            .cte(f"d{i}")
+        )
+    for i in range(credits):
+        writes.append(
+            update(_CR)
+            .where(_CR.c.id == bindparam(f"c{i}_id"), _CR.c.state == PENDING)
+            .where(_CR.c.pending_amount == bindparam(f"c{i}_seen"))
+            .values(pending_amount=bindparam(f"c{i}_left"), state=bindparam(f"c{i}_state"))
+            .returning(_CR.c.id)
+            .cte(f"c{i}")
+        )
+    if not writes:
+        return None
+    statement = select(
+        *[select(func.count()).select_from(w).scalar_subquery().label(w.name) for w in writes]
+    )
+    # One single-row INSERT per credit use: a multi-row VALUES has no cache key, and
+    # SQLAlchemy would compile the whole statement again on every request.
+    for i in range(credits):
+        use = insert(_CU).values(
+            id=bindparam(f"c{i}_use"),
+            credit_id=bindparam(f"c{i}_id"),
+            invoice_id=bindparam("invoice"),
+            amount=bindparam(f"c{i}_take"),
+            created_at=bindparam("now"),
+        )
+        statement = statement.add_cte(use.cte(f"use{i}"))
+    return statement
 
 
 def _audit(conn: Any, account_id: uuid.UUID, invoice: Any, out: _Assembly) -> None:
