@@ -12,11 +12,11 @@ import hashlib
 import hmac
 import uuid
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request, session
 
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
-from .common import SessionUser, register_template_helpers
+from .common import SessionUser, csrf_token, register_template_helpers
 from .sessions import RememberingCookieSessions
 
 
@@ -81,6 +81,10 @@ def _check_csrf() -> None:
         "WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")
     ):
         csrf.protect(apply_exemptions=True)
+        if session.get("csrf_token"):
+            # The forms this request builds take the session's signed token from here
+            # (web.common.csrf_token remembers it) instead of signing a new one each.
+            csrf_token()
 
 
 def _forget_actor(_exc: BaseException | None) -> None:

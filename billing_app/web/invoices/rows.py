@@ -27,7 +27,7 @@ def invoice_list_rows(rows: Iterable[ListRow], base: str, zone: ZoneInfo) -> Mar
     base = escape(base)
     out = []
     for r in rows:
-        state = escape(r.state)
+        badge = _BADGES.get(r.state) or _badge(r.state)
         created = r.created_at.astimezone(zone).date().isoformat()
         due_at = r.due_at
         due = due_at.astimezone(zone).date().isoformat() if due_at is not None else ""
@@ -35,24 +35,42 @@ def invoice_list_rows(rows: Iterable[ListRow], base: str, zone: ZoneInfo) -> Mar
             f'<tr><td class="nowrap"><a href="{base}{r.id_text}">{escape(r.invoice_number)}</a>'
             f'</td><td><a href="{base}?customer={r.customer_id_text}" '
             f'title="Only this customer\'s invoices">{escape(r.customer_name)}</a></td>'
-            f'<td><span class="badge state-{state}">{STATE_LABELS.get(r.state, state)}</span>'
-            f'</td><td class="nowrap">{created}</td><td class="nowrap">{due}</td>'
+            f"<td>{badge}</td>"
+            f'<td class="nowrap">{created}</td><td class="nowrap">{due}</td>'
             f'<td class="num">{escape(format_money(r.total_minor, r.currency, r.customer_locale))}'
             "</td></tr>\n"
         )
     return Markup("".join(out))  # noqa: S704  (every value above is escaped)
 
 
+def _badge(state: str) -> str:
+    label = STATE_LABELS.get(state, state)
+    return f'<span class="badge state-{escape(state)}">{escape(label)}</span>'
+
+
+# The badge of each known state, written once (an unknown state is escaped per row).
+_BADGES = {state: _badge(state) for state in STATE_LABELS}
+
+
 def invoice_line_rows(lines: Iterable[Any], currency: str, locale: str) -> Markup:
     """The invoice page's line rows: description, quantity, unit price, VAT, amount."""
     out = []
+    # Quantities and rates repeat within an invoice: each distinct one is written once.
+    quantities: dict[Decimal, str] = {}
+    rates: dict[Decimal, str] = {}
     for line in lines:
         incl = ' <span class="muted">incl. VAT</span>' if line.amount_incl_vat else ""
+        quantity = quantities.get(line.quantity)
+        if quantity is None:
+            quantity = quantities[line.quantity] = _decimal(line.quantity)
+        rate = rates.get(line.tax_rate)
+        if rate is None:
+            rate = rates[line.tax_rate] = str(escape(percent(line.tax_rate)))
         out.append(
             f'<tr><td class="description">{escape(line.description)}</td>'
-            f'<td class="num">{_decimal(line.quantity)}</td>'
+            f'<td class="num">{quantity}</td>'
             f'<td class="num">{escape(format_unit_amount(line.unit_amount, currency, locale))}'
-            f'</td><td class="num">{escape(percent(line.tax_rate))}</td>'
+            f'</td><td class="num">{rate}</td>'
             f'<td class="num">{escape(format_money(line.amount_minor, currency, locale))}'
             f"{incl}</td></tr>\n"
         )
