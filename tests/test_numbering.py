@@ -153,3 +153,17 @@ def test_unique_constraint_stands_behind_the_counter(app, tenant):
             db.session.commit()
         db.session.rollback()
         db.session.remove()
+
+
+def test_refused_finalizes_take_no_number(api, other_api):
+    """A finalize that is refused at the read (already finalized, unknown, another
+    account's draft) takes no number: on PostgreSQL the number is taken in that read."""
+    customer = api.customer()
+    first, second = api.invoice(customer["id"]), api.invoice(customer["id"])
+    theirs = other_api.invoice(other_api.customer()["id"])
+    assert api.post(f"/v1/invoices/{first['id']}/finalize").get_json()["number"] == 1
+    assert api.post(f"/v1/invoices/{first['id']}/finalize").status_code == 400
+    assert api.post(f"/v1/invoices/{uuid.uuid4()}/finalize").status_code == 404
+    assert api.post(f"/v1/invoices/{theirs['id']}/finalize").status_code == 404
+    assert api.post(f"/v1/invoices/{second['id']}/finalize").get_json()["number"] == 2
+    assert other_api.post(f"/v1/invoices/{theirs['id']}/finalize").get_json()["number"] == 1
