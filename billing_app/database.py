@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -98,6 +98,69 @@ def decimal_text(value: Decimal) -> str:
     """`decimal_to_str`, memoised: equal decimals have the same canonical text, and the
     same few prices, quantities and rates recur on every invoice."""
     return decimal_to_str(value)
+
+
+class Precompiled:
+    """A constant Core statement run without SQLAlchemy's per-execution work: compiled
+    once per dialect to its SQL text, its positional parameter order and its bind
+    processors, then handed to `exec_driver_sql` (which still fires the cursor events
+    that count statements). That skips the compiled-cache lookup, the parameter
+    construction and the typed result set-up: about 40 µs less per statement on SQLite,
+    where the hot write paths run several small statements. Positional (qmark) dialects
+    only; results come back untyped, as the driver gives them, so it suits writes and
+    RETURNING of plain integers and text.
+    """
+
+    def __init__(self, statement: Any, column_keys: Sequence[str] | None = None):
+        """`column_keys`: for an INSERT or UPDATE, the columns it sets (as SQLAlchemy's
+        `execute` would take them from the first parameter set)."""
+        self.statement = statement
+        self.column_keys = list(column_keys) if column_keys is not None else None
+        self._by_dialect: dict[str, tuple[str, list[tuple[str, Any, bool, Any]]]] = {}
+
+    def _compiled(self, conn: Connection) -> tuple[str, list[tuple[str, Any, bool, Any]]]:
+        found = self._by_dialect.get(conn.dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=conn.dialect, column_keys=self.column_keys)
+            if compiled.positiontup is None:
+                raise TypeError("Precompiled takes positional-parameter dialects only")
+            processors = compiled._bind_processors
+            binds = compiled.binds  # by the name the statement text uses
+            order = [
+                # (name, processor, must the caller give it, the statement's own value)
+                (name, processors.get(name), binds[name].required, binds[name].value)
+                for name in compiled.positiontup
+            ]
+            found = self._by_dialect[conn.dialect.name] = (str(compiled), order)
+        return found
+
+    def execute(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Run with `params` (a list: executemany). Every parameter the statement does
+        not carry a value for must be given: no Python-side column defaults apply."""
+        sql, order = self._compiled(conn)
+
+        def values(row: dict[str, Any]) -> tuple[Any, ...]:
+            out = []
+            for name, process, required, own in order:
+                if required or name in row:
+                    value = row[name]
+                elif own is None:
+                    # A Python-side default (e.g. an onupdate time): not applied here.
+                    raise KeyError(f"{name}: give it (Precompiled applies no defaults)")
+                else:
+                    value = own
+                out.append(value if process is None else process(value))
+            return tuple(out)
+
+        if isinstance(params, list):
+            return conn.exec_driver_sql(sql, [values(row) for row in params])
+        return conn.exec_driver_sql(sql, values(params))
+
+
+@lru_cache(maxsize=256)
+def precompiled(statement: Any) -> Precompiled:
+    """The `Precompiled` of a module-level statement, made once."""
+    return Precompiled(statement)
 
 
 def install_sqlite_tuning(engine: Engine, busy_timeout_ms: int) -> None:

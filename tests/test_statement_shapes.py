@@ -38,3 +38,48 @@ def _example_invoice():
     from types import SimpleNamespace
 
     return SimpleNamespace(**invoices._NEW_INVOICE_DEFAULTS)
+
+
+def test_precompiled_stores_what_sqlalchemy_stores():
+    """`Precompiled` (SQLite's hot writes) binds every value as SQLAlchemy's own execute
+    does: the two rows read back raw are equal, None JSON included; a Python-side default
+    it cannot apply is refused, not stored as NULL."""
+    import uuid
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import pytest
+    from sqlalchemy import JSON, Column, Integer, MetaData, Table, create_engine, insert, select
+
+    from billing_app.database import DecimalText, Precompiled, UTCDateTime, utcnow
+
+    table = Table(
+        "t",
+        MetaData(),
+        Column("n", Integer, primary_key=True),
+        Column("u", invoices.Invoice.__table__.c.id.type),
+        Column("at", UTCDateTime),
+        Column("amount", DecimalText),
+        Column("doc", JSON),
+        Column("touched", UTCDateTime, onupdate=utcnow),
+    )
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    row = {
+        "u": uuid.UUID("01234567-89ab-7def-8123-456789abcdef"),
+        "at": datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
+        "amount": Decimal("12.500"),
+        "doc": None,
+        "touched": None,
+    }
+    keys = [*row, "n"]
+    with engine.begin() as conn:
+        conn.execute(insert(table), row | {"n": 1})
+        Precompiled(insert(table), column_keys=keys).execute(conn, row | {"n": 2})
+        stored = conn.exec_driver_sql("SELECT u, at, amount, doc, touched FROM t ORDER BY n").all()
+        assert stored[0] == stored[1]
+        assert stored[0][3] == "null"  # JSON None, as SQLAlchemy writes it
+        touch = table.update().where(table.c.n == 1).values(amount=Decimal(1))
+        with pytest.raises(KeyError, match="touched"):
+            Precompiled(touch).execute(conn, {})
+        assert conn.execute(select(table.c.amount).where(table.c.n == 1)).scalar_one() == 12.5

@@ -22,7 +22,7 @@ from sqlalchemy import Text, bindparam, func, insert, literal_column, select, up
 from sqlalchemy import cast as sa_cast
 
 from ..accounts.models import Account
-from ..database import utcnow
+from ..database import Precompiled, precompiled, utcnow
 from ..extensions import db
 from .models import AuditRecord
 
@@ -114,6 +114,23 @@ _SET_HEAD = (
     .values(audit_head=bindparam("head"))
 )
 _INSERT_RECORD = insert(AuditRecord.__table__)
+_RECORD_KEYS = (*_FIELDS, "prev_hash", "hash")
+_TAKE_SEQ_FAST = Precompiled(_TAKE_SEQ)
+_INSERT_RECORD_FAST = Precompiled(_INSERT_RECORD, column_keys=_RECORD_KEYS)
+_SET_HEAD_FAST = Precompiled(_SET_HEAD, column_keys=("audit_head",))
+
+
+class _Plain:
+    """A statement run through SQLAlchemy as usual, with `Precompiled`'s call shape."""
+
+    def __init__(self, statement: Any):
+        self.statement = statement
+
+    def execute(self, conn: Any, params: dict[str, Any]) -> Any:
+        return conn.execute(self.statement, params)
+
+
+_PLAIN = (_Plain(_TAKE_SEQ), _Plain(_INSERT_RECORD), _Plain(_SET_HEAD))
 
 
 def record(
@@ -169,14 +186,26 @@ def record(
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
         return
+    sqlite = conn.dialect.name == "sqlite"
     for write, write_params in with_writes:
-        conn.execute(write, write_params)
-    seq, prev_hash = conn.execute(_TAKE_SEQ, {"account": account_id}).one()
+        if sqlite:
+            precompiled(write).execute(conn, write_params)
+        else:
+            conn.execute(write, write_params)
+    take: Precompiled | _Plain
+    insert_record: Precompiled | _Plain
+    set_head: Precompiled | _Plain
+    if sqlite:
+        # The three small statements without SQLAlchemy's per-execution work.
+        take, insert_record, set_head = _TAKE_SEQ_FAST, _INSERT_RECORD_FAST, _SET_HEAD_FAST
+    else:
+        take, insert_record, set_head = _PLAIN
+    seq, prev_hash = take.execute(conn, {"account": account_id}).one()
     row["seq"] = seq
     row["prev_hash"] = prev_hash
     row["hash"] = _digest(prev_hash, _content(row))
-    conn.execute(_INSERT_RECORD, row)
-    conn.execute(_SET_HEAD, {"account": account_id, "head": row["hash"]})
+    insert_record.execute(conn, row)
+    set_head.execute(conn, {"account": account_id, "head": row["hash"]})
 
 
 def _canonical_without_seq(row: dict[str, Any]) -> str:

@@ -50,6 +50,7 @@ from ..catalog.models import Charge, Metric
 from ..crud import order_clause, page
 from ..customers.models import Customer, Wallet
 from ..database import (
+    Precompiled,
     core_connection,
     core_write,
     decimal_text,
@@ -410,6 +411,9 @@ _NEW_INVOICE_DEFAULTS: dict[str, Any] = {attr: None for _, attr in INVOICE_COLUM
 }
 _INSERT_INVOICE = insert(Invoice.__table__)
 _INSERT_LINES = insert(InvoiceLine.__table__)
+# SQLite: the same inserts without SQLAlchemy's per-execution work (database.Precompiled).
+_INSERT_INVOICE_FAST = Precompiled(_INSERT_INVOICE, column_keys=[c for c, _ in INVOICE_COLUMNS])
+_INSERT_LINES_FAST = Precompiled(_INSERT_LINES, column_keys=LineRecord.FIELDS)
 
 
 # PostgreSQL: the invoice and its lines are inserted by the audit record's statement
@@ -506,8 +510,9 @@ _INSERT_INVOICE_AND_LINES = _INSERT_INVOICE_PARAMS.add_cte(_INSERT_LINES_JSON.ct
 def insert_invoice(conn: Any, invoice: Any, lines: list[LineRecord]) -> None:
     """Insert a new invoice and its lines: one statement on PostgreSQL, two elsewhere."""
     if conn.dialect.name != "postgresql":
-        conn.execute(_INSERT_INVOICE, invoice_row(invoice))
-        conn.execute(_INSERT_LINES, [line.row() for line in lines])
+        _INSERT_INVOICE_FAST.execute(conn, invoice_row(invoice))
+        if lines:
+            _INSERT_LINES_FAST.execute(conn, [line.row() for line in lines])
         return
     (_, invoice_params), (_, lines_params) = invoice_writes(invoice, lines)
     conn.execute(_INSERT_INVOICE_AND_LINES, invoice_params | lines_params)
@@ -598,6 +603,7 @@ _TAKE_NUMBER = (
     .values(next_invoice_number=_BE.c.next_invoice_number + 1)
     .returning(_BE.c.next_invoice_number - 1)
 )
+_TAKE_NUMBER_FAST = Precompiled(_TAKE_NUMBER)  # SQLite
 _IT = Invoice.__table__
 _HANDLE_TAKEN = select(func.count()).where(
     _IT.c.account_id == bindparam("account"), _IT.c.handle == bindparam("handle")
@@ -612,6 +618,9 @@ def take_number(entity_id: uuid.UUID, conn: Any = None) -> int:
     constraint on (billing_entity_id, number) stands behind both.
     """
     conn = conn or db.session.connection()
+    if conn.dialect.name == "sqlite":
+        params = {"entity": entity_id, "updated_at": utcnow()}
+        return int(_TAKE_NUMBER_FAST.execute(conn, params).scalar_one())
     return int(conn.execute(_TAKE_NUMBER, {"entity": entity_id}).scalar_one())
 
 
@@ -908,16 +917,16 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
         base, alternative = _handle_candidates(printed, invoice_id)
         _apply_issue(invoice, issue, number, printed, base)
-        stored = conn.execute(
-            _ISSUE_UPDATE,
-            {
-                "_id": invoice_id,
-                "_seen": seen_updated_at,
-                "_account": account_id,
-                "_alt_handle": alternative,
-            }
-            | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS},
-        ).first()
+        params = {
+            "_id": invoice_id,
+            "_seen": seen_updated_at,
+            "_account": account_id,
+            "_alt_handle": alternative,
+        } | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS}
+        if postgres:
+            stored = conn.execute(_ISSUE_UPDATE, params).first()
+        else:
+            stored = _ISSUE_UPDATE_FAST.execute(conn, params).first()
         if stored is None:
             # Finalized, deleted or edited by someone else since we read it.
             raise InvalidState(
@@ -994,6 +1003,7 @@ _ISSUE_UPDATE = (
     )
     .returning(_IT.c.handle)
 )
+_ISSUE_UPDATE_FAST = Precompiled(_ISSUE_UPDATE)  # SQLite
 
 
 def mark_paid(
