@@ -16,7 +16,6 @@ from flask import flash, redirect, render_template, request, url_for
 from ...accounts import service as accounts
 from ...crud import parse_uuid
 from ...customers import service as customers
-from ...customers.models import Customer
 from ...database import decimal_to_str
 from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
