@@ -240,8 +240,8 @@ def core_connection() -> Iterator[Connection]:
     transaction instead: the session's pending changes are flushed first, and
     `core_write` neither begins nor commits.
     """
-    session = db.session()
-    if session.info.get("write_depth", 0):
+    session = _existing_session()
+    if session is not None and session.info.get("write_depth", 0):
         session.flush()
         conn = session.connection()
         conn.info["joined"] = conn.info.get("joined", 0) + 1
@@ -299,9 +299,16 @@ def core_write(conn: Connection) -> Iterator[Connection]:
         conn.execution_options(sqlite_begin="DEFERRED")
     # The ORM session's read transaction, if the request opened one, still shows SQLite's
     # snapshot from before this write: end it, so what the request reads next includes it.
-    session = db.session()
-    if session.in_transaction() and not session.info.get("write_depth", 0):
+    session = _existing_session()
+    if session is not None and session.in_transaction() and not session.info.get("write_depth"):
         session.commit()
+
+
+def _existing_session() -> Session | None:
+    """The request's ORM session if it has one; None rather than making one (the hot Core
+    paths need none, and making and removing it costs every request)."""
+    registry = db.session.registry
+    return registry() if registry.has() else None
 
 
 @event.listens_for(Session, "do_orm_execute")
