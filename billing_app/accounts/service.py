@@ -30,6 +30,7 @@ from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
 from ..money import MoneyError, normalise_currency
+from ..reads import read_connection
 from ..validation import is_timezone
 from .models import Account, ApiKey, SignInThrottle, User
 
@@ -359,8 +360,8 @@ _SESSION_USER = (
 
 def load_session_user(user_id: uuid.UUID) -> SessionUser | None:
     """The user of a browser session with their account, in one query on the request's
-    connection (the one its page goes on to use)."""
-    row = db.session.connection().execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
+    read connection (`billing_app.reads`: the one its page goes on to read from)."""
+    row = read_connection().execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
     if row is None:
         return None
     uid, email, name, password_hash, aid, account_name, zone, currency, vat = row

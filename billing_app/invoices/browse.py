@@ -37,7 +37,7 @@ from ..crud import contains_pattern
 from ..customers.models import Customer
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
-from ..extensions import db
+from ..reads import read_connection
 from . import calc
 from . import search as text_search
 from .models import Invoice, InvoiceLine
@@ -76,9 +76,8 @@ _MATCHING_CUSTOMERS = select(_C.c.id)
 
 
 def _connection() -> Connection:
-    """The request's connection (the ORM session's, so a page that also uses the session
-    runs one transaction on one connection)."""
-    return db.session.connection()
+    """The request's read connection (`billing_app.reads`)."""
+    return read_connection()
 
 
 # ---------------------------------------------------------------- statements built once

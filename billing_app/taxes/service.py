@@ -18,6 +18,7 @@ from ..crud import apply_changes, get_scoped, order_clause, page
 from ..database import write_transaction
 from ..errors import Duplicate, InvalidInput
 from ..extensions import db
+from ..reads import read_connection
 from .models import TaxRate
 
 ORDER_FIELDS = {
@@ -217,7 +218,7 @@ _RATE_CHOICES = select(TaxRate.rate, TaxRate.name).where(
 def rate_choices(account_id: uuid.UUID) -> list[tuple[Decimal, str]]:
     """(rate, name) of the account's tax rates, lowest rate first, for pickers. Sorted here:
     the rate column is text, so ORDER BY would put 10 before 5."""
-    # On the session's connection, not through the ORM's execute: the entry form reads
-    # these on every htmx change.
-    rows = db.session.connection().execute(_RATE_CHOICES, {"account_id": account_id}).all()
+    # On the request's read connection, not through the ORM's execute: the entry form
+    # reads these on every htmx change.
+    rows = read_connection().execute(_RATE_CHOICES, {"account_id": account_id}).all()
     return sorted(((rate, name) for rate, name in rows), key=lambda r: r[0])

@@ -16,6 +16,7 @@ from flask import Flask, Response, abort, current_app, g, request, session
 
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
+from ..reads import close_read_connection
 from .common import SessionUser, csrf_token, register_template_helpers
 from .sessions import RememberingCookieSessions
 
@@ -55,6 +56,7 @@ def init_web(app: Flask) -> None:
     register_template_helpers(app)
     app.after_request(_security_headers)
     app.teardown_request(_forget_actor)
+    app.teardown_appcontext(close_read_connection)
 
 
 def exempt_json_api_from_csrf(app: Flask) -> None:
