@@ -622,25 +622,6 @@ def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
     return InvoicePage(invoice, customer, entity, history)
 
 
-# ---------------------------------------------------------------- the entry form's customer
-
-_CUSTOMER = select(*_C.c).where(
-    _C.c.account_id == bindparam("account_id"), _C.c.id == bindparam("customer_id")
-)
-
-
-def customer_record(account_id: uuid.UUID, customer_id: uuid.UUID) -> SimpleNamespace | None:
-    """The account's customer as a plain record with the model's column attributes (one
-    Core query: the entry form reads it on every htmx change), or None, also for another
-    account's customer."""
-    row = (
-        _connection()
-        .execute(_CUSTOMER, {"account_id": account_id, "customer_id": customer_id})
-        .one_or_none()
-    )
-    return None if row is None else SimpleNamespace(**row._mapping)
-
-
 # ---------------------------------------------------------------- the entry form's totals
 
 _DEFAULT_ENTITY_ID = (
@@ -666,28 +647,92 @@ _PRICING_WITH_ENTITY = _pricing(_E.c.id == bindparam("entity_id"))
 _PRICING_DEFAULT_ENTITY = _pricing(_E.c.id == _DEFAULT_ENTITY_ID)
 
 
+def _customer_with_pricing(entity: Any) -> Any:
+    """A customer's columns and, in the same row, what `_pricing` reads of the billing
+    entity (NULL for another account's entity)."""
+    return (
+        select(
+            *_C.c,
+            _E.c.id.label("pricing_entity_id"),
+            _E.c.default_tax_rate_id.label("pricing_entity_tax_rate_id"),
+        )
+        .select_from(_C.outerjoin(_E, and_(_E.c.account_id == _C.c.account_id, entity)))
+        .where(_C.c.account_id == bindparam("account_id"), _C.c.id == bindparam("customer_id"))
+    )
+
+
+_CUSTOMER_WITH_ENTITY = _customer_with_pricing(_E.c.id == bindparam("entity_id"))
+_CUSTOMER_WITH_DEFAULT_ENTITY = _customer_with_pricing(_E.c.id == _DEFAULT_ENTITY_ID)
+
+
+@dataclass(frozen=True)
+class EntryPricing:
+    """The tax precedence levels `preview_totals` reads, read with the customer (for the
+    billing entity asked for: None is the account's default entity)."""
+
+    customer_id: uuid.UUID
+    billing_entity_id: uuid.UUID | None
+    customer_tax_rate_id: Any
+    entity_id: uuid.UUID | None  # None: another account's entity
+    entity_tax_rate_id: Any
+
+
+def customer_record(
+    account_id: uuid.UUID, customer_id: uuid.UUID, billing_entity_id: uuid.UUID | None = None
+) -> tuple[SimpleNamespace, EntryPricing] | None:
+    """The account's customer as a plain record with the model's column attributes, and
+    its pricing for `billing_entity_id` (one Core query: the entry form reads both on
+    every htmx change), or None, also for another account's customer."""
+    params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
+    if billing_entity_id is not None:
+        params["entity_id"] = billing_entity_id
+        stmt = _CUSTOMER_WITH_ENTITY
+    else:
+        stmt = _CUSTOMER_WITH_DEFAULT_ENTITY
+    row = _connection().execute(stmt, params).one_or_none()
+    if row is None:
+        return None
+    data = dict(row._mapping)
+    entity_id = data.pop("pricing_entity_id")
+    entity_tax_rate_id = data.pop("pricing_entity_tax_rate_id")
+    record = SimpleNamespace(**data)
+    pricing = EntryPricing(
+        customer_id, billing_entity_id, record.tax_rate_id, entity_id, entity_tax_rate_id
+    )
+    return record, pricing
+
+
 def preview_totals(
     account_id: uuid.UUID,
     account_default_vat_percent: Decimal | None,
     customer_id: uuid.UUID,
     billing_entity_id: uuid.UUID | None,
     drafts: Sequence[LineDraft],
+    pricing: EntryPricing | None = None,
 ) -> tuple[list[LineRecord], calc.Totals]:
     """What `invoices.service.preview_totals` computes (the same `build_lines` and
     `compute_totals` the saved invoice's totals come from), with the customer and billing
     entity read in one Core query and the account's default VAT passed in (the page has
     read its account already). NotFound("Customer") / NotFound("Billing entity") alike."""
     conn = _connection()
-    params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
-    if billing_entity_id is not None:
-        params["entity_id"] = billing_entity_id
-        stmt = _PRICING_WITH_ENTITY
+    if (
+        pricing is not None
+        and pricing.customer_id == customer_id
+        and pricing.billing_entity_id == billing_entity_id
+    ):
+        customer_tax_id, entity_id = pricing.customer_tax_rate_id, pricing.entity_id
+        entity_tax_id = pricing.entity_tax_rate_id
     else:
-        stmt = _PRICING_DEFAULT_ENTITY
-    row = conn.execute(stmt, params).one_or_none()
-    if row is None:
-        raise NotFound("Customer")
-    customer_tax_id, entity_id, entity_tax_id = row
+        params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
+        if billing_entity_id is not None:
+            params["entity_id"] = billing_entity_id
+            stmt = _PRICING_WITH_ENTITY
+        else:
+            stmt = _PRICING_DEFAULT_ENTITY
+        row = conn.execute(stmt, params).one_or_none()
+        if row is None:
+            raise NotFound("Customer")
+        customer_tax_id, entity_id, entity_tax_id = row
     if entity_id is None:
         raise NotFound("Billing entity")
     parties = Parties(account_id, account_default_vat_percent, customer_tax_id, entity_tax_id)

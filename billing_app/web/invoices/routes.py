@@ -256,7 +256,7 @@ def customer_options() -> Any:
         return redirect(url_for("invoices.new_invoice", customer_q=q))
     aid = account_id()
     options = customers.find_customers(aid, q, limit=50)
-    selected = _selected_customer(aid, request.args.get("customer_id"), options)
+    selected, _ = _selected_customer(aid, request.args.get("customer_id"), options)
     if selected is not None and selected not in options:
         options.insert(0, selected)
     return render_template(
@@ -264,18 +264,22 @@ def customer_options() -> Any:
     )
 
 
-def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Any]) -> Any:
+def _selected_customer(
+    aid: uuid.UUID, raw: str | None, options: list[Any], entity_id: uuid.UUID | None = None
+) -> tuple[Any, browse.EntryPricing | None]:
     """The chosen customer: from the options shown, else read as a plain record (the
-    model's attributes); None for an unknown id or another account's customer."""
+    model's attributes) together with its pricing for `entity_id` (for the totals); None
+    for an unknown id or another account's customer."""
     if not raw:
-        return None
+        return None, None
     for c in options:
         if str(c.id) == raw:
-            return c
+            return c, None
     try:
-        return browse.customer_record(aid, parse_uuid(raw, "Customer"))
+        found = browse.customer_record(aid, parse_uuid(raw, "Customer"), entity_id)
     except NotFound:  # not an id at all
-        return None
+        return None, None
+    return found if found is not None else (None, None)
 
 
 def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str]]:
@@ -356,12 +360,14 @@ def _entry(invoice: Invoice | None) -> Any:
         entity_id: uuid.UUID | None = invoice.billing_entity_id
         customer_q = ""
         options: list[Any] = []
+        pricing: browse.EntryPricing | None = None
     else:
         customer_q = request.values.get("customer_q", "")
         options = customers.find_customers(aid, customer_q, limit=50) if whole_page else []
         if not posted and request.args.get("customer"):
             form.customer_id.data = request.args["customer"]
-        customer = _selected_customer(aid, form.customer_id.data, options)
+        entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
+        customer, pricing = _selected_customer(aid, form.customer_id.data, options, entity_id)
         if form.customer_id.data and customer is None:
             form.customer_id.errors = ["Choose a customer from the list."]
             header_ok = False
@@ -371,7 +377,6 @@ def _entry(invoice: Invoice | None) -> Any:
             [("", "Choose a customer…")]
             + [(str(c.id), f"{c.name} ({c.external_id})") for c in options]
         )
-        entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
         currency = parse_currency(form.currency) or (customer.currency if customer else None)
         header_ok = header_ok and not form.billing_entity_id.errors and not form.currency.errors
 
@@ -381,7 +386,7 @@ def _entry(invoice: Invoice | None) -> Any:
     if customer is not None and drafts and header_ok:
         try:
             lines, entry.totals = browse.preview_totals(
-                aid, account().default_vat_percent, customer.id, entity_id, drafts
+                aid, account().default_vat_percent, customer.id, entity_id, drafts, pricing
             )
             entry.amounts = {
                 rows[position].name: line
