@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any
 
 from flask import g, has_app_context
 from sqlalchemy import DateTime, String, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
@@ -152,9 +154,71 @@ class Precompiled:
                 out.append(value if process is None else process(value))
             return tuple(out)
 
+        args: Any
         if isinstance(params, list):
-            return conn.exec_driver_sql(sql, [values(row) for row in params])
-        return conn.exec_driver_sql(sql, values(params))
+            many, args = True, [values(row) for row in params]
+        else:
+            many, args = False, values(params)
+        if conn.dialect.name != "sqlite" or not conn.in_transaction():
+            # Outside a transaction SQLAlchemy's own path begins one (SQLite's BEGIN mode
+            # comes from the "begin" event).
+            return conn.exec_driver_sql(sql, args)
+        return _run_on_cursor(conn, sql, args, many)
+
+
+class _Rows:
+    """What `Precompiled` answers on SQLite: the rows (as named tuples) and the row count,
+    with the few `Result` methods the callers use."""
+
+    def __init__(self, rows: list[Any], rowcount: int):
+        self.rows, self.rowcount = rows, rowcount
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Any:
+        if len(self.rows) != 1:
+            raise LookupError(f"expected one row, got {len(self.rows)}")
+        return self.rows[0]
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
+@lru_cache(maxsize=64)
+def _row_type(names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", names)
+
+
+def _run_on_cursor(conn: Connection, sql: str, args: Any, many: bool) -> _Rows:
+    """SQLite, inside the connection's open transaction: run on a cursor of its driver
+    connection, as SQLAlchemy would, minus its execution context (about 50 µs a
+    statement). The cursor events still fire (statement counts in tests and benches), and
+    driver errors are raised as SQLAlchemy's (an IntegrityError stays one)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    events = conn._has_events or conn.engine._has_events
+    try:
+        if events:
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, args = fn(conn, cursor, sql, args, None, many)
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+        rows: list[Any] = list(cursor.fetchall()) if cursor.description else []
+        if rows:
+            make = _row_type(tuple(d[0] for d in cursor.description))
+            rows = [make(*row) for row in rows]
+        result = _Rows(rows, cursor.rowcount)
+        if events:
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
+    return result
 
 
 @lru_cache(maxsize=256)
