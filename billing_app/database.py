@@ -227,6 +227,9 @@ def precompiled(statement: Any) -> Precompiled:
     return Precompiled(statement)
 
 
+_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+
+
 def install_sqlite_tuning(engine: Engine, busy_timeout_ms: int) -> None:
     """WAL, busy timeout, foreign keys, and BEGIN modes chosen per transaction."""
 
@@ -244,7 +247,7 @@ def install_sqlite_tuning(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        _run_on_cursor(conn, _BEGIN[mode], (), False)
 
 
 def is_sqlite() -> bool:
