@@ -52,7 +52,14 @@ from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import AddOn, Charge, Discount, Metric, Plan
 from ..customers.models import Customer, Wallet
-from ..database import core_connection, core_write, new_uuid, utcnow, write_transaction
+from ..database import (
+    Precompiled,
+    core_connection,
+    core_write,
+    new_uuid,
+    utcnow,
+    write_transaction,
+)
 from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
 from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
@@ -409,6 +416,11 @@ _USE_CREDIT = (
     .values(pending_amount=bindparam("_left"), state=bindparam("_state"))
 )
 _INSERT_CREDIT_USES = insert(_CU)
+_COUNT_DISCOUNT_FAST = Precompiled(_COUNT_DISCOUNT)
+_USE_CREDIT_FAST = Precompiled(_USE_CREDIT)
+_INSERT_CREDIT_USES_FAST = Precompiled(
+    _INSERT_CREDIT_USES, column_keys=("id", "credit_id", "invoice_id", "amount", "created_at")
+)
 
 
 _NO_TOTALS = calc.compute_totals([])
@@ -883,7 +895,8 @@ def _store(conn: Any, account_id: uuid.UUID, out: _Assembly, req: OnDemandReques
 
 def _consume(conn: Any, out: _Assembly) -> None:
     """Move the costs, usage, discount counts and credits the invoice consumed, each only
-    if still as read (else _Changed): one statement each."""
+    if still as read (else _Changed): one statement each (SQLite; the fixed ones without
+    SQLAlchemy's per-execution work, database.Precompiled)."""
     invoice_id = out.invoice_id
     if out.costs:
         ids = [cost.id for cost in out.costs]
@@ -894,15 +907,15 @@ def _consume(conn: Any, out: _Assembly) -> None:
         if moved != len(out.usage_ids):
             raise _Changed
     for count in out.discounts:
-        changed = conn.execute(
-            _COUNT_DISCOUNT, {"_id": count.id, "_seen": count.seen, "_ids": count.invoice_ids}
+        changed = _COUNT_DISCOUNT_FAST.execute(
+            conn, {"_id": count.id, "_seen": count.seen, "_ids": count.invoice_ids}
         ).rowcount
         if changed != 1:
             raise _Changed
     for credit in out.credits:
         left = credit.seen - credit.take
-        changed = conn.execute(
-            _USE_CREDIT,
+        changed = _USE_CREDIT_FAST.execute(
+            conn,
             {
                 "_id": credit.id,
                 "_seen": credit.seen,
@@ -913,8 +926,8 @@ def _consume(conn: Any, out: _Assembly) -> None:
         if changed != 1:
             raise _Changed
     if out.credits:
-        conn.execute(
-            _INSERT_CREDIT_USES,
+        _INSERT_CREDIT_USES_FAST.execute(
+            conn,
             [
                 {
                     "id": new_uuid(),
