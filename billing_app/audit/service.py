@@ -182,7 +182,7 @@ def record(
         for _, write_params in with_writes:
             params |= write_params
         statement = _append_with(tuple(write for write, _ in with_writes))
-        appended = conn.execute(statement, params | {"prefix": prefix, "suffix": "}"})
+        appended = precompiled(statement).execute(conn, params | {"prefix": prefix, "suffix": "}"})
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
         return

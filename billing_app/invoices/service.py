@@ -56,6 +56,7 @@ from ..database import (
     decimal_text,
     decimal_to_str,
     new_uuid,
+    precompiled,
     utcnow,
     write_transaction,
 )
@@ -515,7 +516,7 @@ def insert_invoice(conn: Any, invoice: Any, lines: list[LineRecord]) -> None:
             _INSERT_LINES_FAST.execute(conn, [line.row() for line in lines])
         return
     (_, invoice_params), (_, lines_params) = invoice_writes(invoice, lines)
-    conn.execute(_INSERT_INVOICE_AND_LINES, invoice_params | lines_params)
+    precompiled(_INSERT_INVOICE_AND_LINES).execute(conn, invoice_params | lines_params)
 
 
 def _store_new_invoice(
@@ -603,7 +604,7 @@ _TAKE_NUMBER = (
     .values(next_invoice_number=_BE.c.next_invoice_number + 1)
     .returning(_BE.c.next_invoice_number - 1)
 )
-_TAKE_NUMBER_FAST = Precompiled(_TAKE_NUMBER)  # SQLite
+_TAKE_NUMBER_FAST = Precompiled(_TAKE_NUMBER)
 _IT = Invoice.__table__
 _HANDLE_TAKEN = select(func.count()).where(
     _IT.c.account_id == bindparam("account"), _IT.c.handle == bindparam("handle")
@@ -618,10 +619,8 @@ def take_number(entity_id: uuid.UUID, conn: Any = None) -> int:
     constraint on (billing_entity_id, number) stands behind both.
     """
     conn = conn or db.session.connection()
-    if conn.dialect.name == "sqlite":
-        params = {"entity": entity_id, "updated_at": utcnow()}
-        return int(_TAKE_NUMBER_FAST.execute(conn, params).scalar_one())
-    return int(conn.execute(_TAKE_NUMBER, {"entity": entity_id}).scalar_one())
+    params = {"entity": entity_id, "updated_at": utcnow()}
+    return int(_TAKE_NUMBER_FAST.execute(conn, params).scalar_one())
 
 
 def _handle_candidates(printed: str, invoice_id: uuid.UUID) -> tuple[str, str]:
@@ -923,10 +922,7 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
             "_account": account_id,
             "_alt_handle": alternative,
         } | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS}
-        if postgres:
-            stored = conn.execute(_ISSUE_UPDATE, params).first()
-        else:
-            stored = _ISSUE_UPDATE_FAST.execute(conn, params).first()
+        stored = _ISSUE_UPDATE_FAST.execute(conn, params).first()
         if stored is None:
             # Finalized, deleted or edited by someone else since we read it.
             raise InvalidState(
@@ -1003,7 +999,7 @@ _ISSUE_UPDATE = (
     )
     .returning(_IT.c.handle)
 )
-_ISSUE_UPDATE_FAST = Precompiled(_ISSUE_UPDATE)  # SQLite
+_ISSUE_UPDATE_FAST = Precompiled(_ISSUE_UPDATE)
 
 
 def mark_paid(

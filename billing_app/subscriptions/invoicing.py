@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     Boolean,
     Date,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    any_,
     bindparam,
     func,
     insert,
@@ -57,6 +59,7 @@ from ..database import (
     core_connection,
     core_write,
     new_uuid,
+    precompiled,
     utcnow,
     write_transaction,
 )
@@ -974,7 +977,7 @@ def _consume_pg(conn: Any, out: _Assembly) -> None:
         expected[f"c{i}"] = 1
     if out.credits:
         params["now"] = out.now
-    touched = conn.execute(statement, params).one()._mapping
+    touched = precompiled(statement).execute(conn, params).one()._mapping
     if any(touched[name] != count for name, count in expected.items()):
         raise _Changed
 
@@ -989,7 +992,10 @@ def _consume_statement(costs: bool, usage: bool, discounts: int, credits: int) -
     if costs:
         writes.append(
             update(_AC)
-            .where(_AC.c.id.in_(bindparam("k_ids", expanding=True)), _AC.c.state == PENDING)
+            # = ANY(array): one statement text for any number of costs (an expanding IN
+            # is rendered per call, so it could not be precompiled).
+            .where(_AC.c.id == any_(bindparam("k_ids", type_=ARRAY(Uuid))))
+            .where(_AC.c.state == PENDING)
             .values(state=TRANSFERRED, invoice_id=bindparam("invoice"))
             .returning(_AC.c.id)
             .cte("k")
@@ -997,7 +1003,8 @@ def _consume_statement(costs: bool, usage: bool, discounts: int, credits: int) -
     if usage:
         writes.append(
             update(_U)
-            .where(_U.c.id.in_(bindparam("u_ids", expanding=True)), _U.c.invoice_id.is_(None))
+            .where(_U.c.id == any_(bindparam("u_ids", type_=ARRAY(Uuid))))
+            .where(_U.c.invoice_id.is_(None))
             .values(invoice_id=bindparam("invoice"))
             .returning(_U.c.id)
             .cte("u")
