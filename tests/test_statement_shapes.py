@@ -85,25 +85,33 @@ def test_precompiled_stores_what_sqlalchemy_stores():
         assert conn.execute(select(table.c.amount).where(table.c.n == 1)).scalar_one() == 12.5
 
 
-def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy():
-    """On SQLite inside a transaction `Precompiled` runs on the driver's cursor: the cursor
-    events still see the statement, RETURNING rows read by name, and a constraint
-    violation is SQLAlchemy's IntegrityError (what the services catch)."""
+def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(database_url):
+    """Inside a transaction `Precompiled` runs on the driver's cursor (SQLite's positional
+    and PostgreSQL's named parameters): the cursor events still see the statement,
+    RETURNING rows read by name, and a constraint violation is SQLAlchemy's
+    IntegrityError (what the services catch)."""
     import pytest
     from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert
     from sqlalchemy.exc import IntegrityError
 
     from billing_app.database import Precompiled
 
-    table = Table("u", MetaData(), Column("n", Integer, primary_key=True), Column("s", String))
-    engine = create_engine("sqlite://")
+    table = Table(
+        "precompiled_u", MetaData(), Column("n", Integer, primary_key=True), Column("s", String)
+    )
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     table.metadata.create_all(engine)
     seen: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     add = Precompiled(insert(table).returning(table.c.n, table.c.s), column_keys=["n", "s"])
-    with engine.connect() as conn, conn.begin():
-        row = add.execute(conn, {"n": 1, "s": "one"}).one()
-        assert (row.n, row.s) == (1, "one")
-        assert len(seen) == 1 and seen[0].startswith("INSERT INTO u")
-        with pytest.raises(IntegrityError):
-            add.execute(conn, {"n": 1, "s": "again"})
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                row = add.execute(conn, {"n": 1, "s": "one"}).one()
+                assert (row.n, row.s) == (1, "one")
+                assert len(seen) == 1 and seen[0].startswith("INSERT INTO precompiled_u")
+            with conn.begin(), pytest.raises(IntegrityError):
+                add.execute(conn, {"n": 1, "s": "again"})
+    finally:
+        table.drop(engine)
+        engine.dispose()
