@@ -110,10 +110,10 @@ class Precompiled:
     firing the cursor events that count statements and raising SQLAlchemy's exceptions.
     That skips the compiled-cache lookup, the parameter construction and the execution
     context: about 50 µs a statement on SQLite and 0.1 to 0.2 ms on PostgreSQL, where the
-    hot write paths run several statements. Outside a transaction, or for a statement
-    with expanding parameters, it goes through SQLAlchemy as usual. Results come back as
-    the driver gives them (no result processors), so it suits writes and RETURNING of
-    plain integers, text and uuids.
+    hot paths run several statements. Outside a transaction it begins one first, as
+    SQLAlchemy would; a statement with expanding parameters goes through SQLAlchemy as
+    usual. Result values get the result processors SQLAlchemy would apply; rows are named
+    tuples with `_mapping`.
     """
 
     def __init__(self, statement: Any, column_keys: Sequence[str] | None = None):
@@ -142,7 +142,15 @@ class Precompiled:
             ]
             sql = str(compiled)
             raw = conn.dialect.name in ("sqlite", "postgresql") and "__[POSTCOMPILE_" not in sql
-            found = self._by_dialect[conn.dialect.name] = _Compiled(sql, order, positional, raw)
+            # The result processors SQLAlchemy would apply (uuids, UTC times, exact decimals
+            # stored as text, JSON), by position.
+            results = tuple(
+                column.type._cached_result_processor(conn.dialect, None)
+                for column in getattr(compiled, "_result_columns", None) or ()
+            )
+            found = self._by_dialect[conn.dialect.name] = _Compiled(
+                sql, order, positional, raw, results if any(results) else ()
+            )
         return found
 
     def execute(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
@@ -173,10 +181,8 @@ class Precompiled:
         else:
             many, args = False, values(params)
         if not conn.in_transaction():
-            # SQLAlchemy's own path begins the transaction (SQLite's BEGIN mode comes from
-            # the "begin" event).
-            return conn.exec_driver_sql(c.sql, args)
-        return _run_on_cursor(conn, c.sql, args, many)
+            conn.begin()  # as the first statement would (SQLite: the "begin" event's BEGIN)
+        return _run_on_cursor(conn, c.sql, args, many, c.results)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +191,7 @@ class _Compiled:
     order: list[tuple[str, Any, bool, Any]]
     positional: bool
     raw: bool  # may run on the driver's cursor
+    results: tuple[Any, ...]  # result processors by position, () when none applies
 
 
 class _Rows:
@@ -205,6 +212,12 @@ class _Rows:
     def scalar_one(self) -> Any:
         return self.one()[0]
 
+    def all(self) -> list[Any]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
 
 @lru_cache(maxsize=64)
 def _row_type(names: tuple[str, ...]) -> Any:
@@ -212,7 +225,9 @@ def _row_type(names: tuple[str, ...]) -> Any:
     return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
 
 
-def _run_on_cursor(conn: Connection, sql: str, args: Any, many: bool) -> _Rows:
+def _run_on_cursor(
+    conn: Connection, sql: str, args: Any, many: bool, results: tuple[Any, ...] = ()
+) -> _Rows:
     """Inside the connection's open transaction: run on a cursor of its driver
     connection, as SQLAlchemy would, minus its execution context. The cursor events still
     fire (statement counts in tests and benches), and driver errors are raised as
@@ -230,7 +245,13 @@ def _run_on_cursor(conn: Connection, sql: str, args: Any, many: bool) -> _Rows:
         rows: list[Any] = list(cursor.fetchall()) if cursor.description else []
         if rows:
             make = _row_type(tuple(d[0] for d in cursor.description))
-            rows = [make(*row) for row in rows]
+            if results:
+                rows = [
+                    make(*[v if p is None else p(v) for p, v in zip(results, row, strict=True)])
+                    for row in rows
+                ]
+            else:
+                rows = [make(*row) for row in rows]
         result = _Rows(rows, cursor.rowcount)
         if events:
             conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)

@@ -90,28 +90,59 @@ def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(data
     and PostgreSQL's named parameters): the cursor events still see the statement,
     RETURNING rows read by name, and a constraint violation is SQLAlchemy's
     IntegrityError (what the services catch)."""
+    import uuid
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
     import pytest
-    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert
+    from sqlalchemy import (
+        Column,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Uuid,
+        create_engine,
+        event,
+        insert,
+        select,
+    )
     from sqlalchemy.exc import IntegrityError
 
-    from billing_app.database import Precompiled
+    from billing_app.database import DecimalText, Precompiled, UTCDateTime
 
     table = Table(
-        "precompiled_u", MetaData(), Column("n", Integer, primary_key=True), Column("s", String)
+        "precompiled_u",
+        MetaData(),
+        Column("n", Integer, primary_key=True),
+        Column("s", String),
+        Column("u", Uuid),
+        Column("amount", DecimalText),
+        Column("at", UTCDateTime),
     )
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     table.metadata.create_all(engine)
     seen: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
-    add = Precompiled(insert(table).returning(table.c.n, table.c.s), column_keys=["n", "s"])
+    keys = ["n", "s", "u", "amount", "at"]
+    add = Precompiled(insert(table).returning(table.c.n, table.c.s), column_keys=keys)
+    values = {
+        "u": uuid.UUID("01234567-89ab-7def-8123-456789abcdef"),
+        "amount": Decimal("0.250"),
+        "at": datetime(2026, 11, 22, 3, 4, 5, tzinfo=UTC),
+    }
     try:
         with engine.connect() as conn:
             with conn.begin():
-                row = add.execute(conn, {"n": 1, "s": "one"}).one()
+                row = add.execute(conn, {"n": 1, "s": "one"} | values).one()
                 assert (row.n, row.s) == (1, "one")
                 assert len(seen) == 1 and seen[0].startswith("INSERT INTO precompiled_u")
+                # Reads come back typed as SQLAlchemy's own rows (uuid, Decimal, aware time).
+                read = Precompiled(select(table)).execute(conn, {}).one()
+                assert tuple(read) == tuple(conn.execute(select(table)).one())
+                assert read._mapping["amount"] == Decimal("0.25") and read.at == values["at"]
             with conn.begin(), pytest.raises(IntegrityError):
-                add.execute(conn, {"n": 1, "s": "again"})
+                add.execute(conn, {"n": 1, "s": "again"} | values)
     finally:
         table.drop(engine)
         engine.dispose()

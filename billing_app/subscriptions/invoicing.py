@@ -383,7 +383,7 @@ def _children(conn: Any, subscription_id: uuid.UUID) -> dict[str, list[Any]]:
     """The subscription's add-ons, pending costs, active discounts and pending credits,
     each oldest first."""
     out: dict[str, list[Any]] = {part: [] for part in _CHILD_NAMES}
-    for row in conn.execute(_CHILDREN, {"sub": subscription_id}):
+    for row in precompiled(_CHILDREN).execute(conn, {"sub": subscription_id}):
         names = _CHILD_NAMES[row.part]
         out[row.part].append(SimpleNamespace(**{names[k]: getattr(row, k) for k in names}))
     return out
@@ -478,10 +478,11 @@ def _checked_context(
     check_handle: bool,
 ) -> Any:
     """The subscription's context row, if it may be invoiced (codes 12, 13, 95, 22, 11)."""
-    rows = conn.execute(
-        _CONTEXT_LOCKED if locked else _CONTEXT,
-        {"account": account_id, "handle": handle, "invoice_handle": req.handle},
-    ).all()
+    rows = (
+        precompiled(_CONTEXT_LOCKED if locked else _CONTEXT)
+        .execute(conn, {"account": account_id, "handle": handle, "invoice_handle": req.handle})
+        .all()
+    )
     if not rows:
         raise NotFound("Subscription")
     ctx = SimpleNamespace(**rows[0]._mapping)
@@ -855,7 +856,7 @@ def _new_invoice(out: _Assembly, account_id: uuid.UUID, req: OnDemandRequest) ->
 def _still_as_read(conn: Any, ctx: Any) -> None:
     """Under the lock: the subscription is still invoiceable and what the lines were
     priced from has not changed (else _Changed: assemble again)."""
-    now = conn.execute(_SUBSCRIPTION_NOW, {"id": ctx.s_id}).first()
+    now = precompiled(_SUBSCRIPTION_NOW).execute(conn, {"id": ctx.s_id}).first()
     if now is None:
         raise _Changed
     _check_invoiceable(now.state, now.is_cancelled)
