@@ -698,18 +698,33 @@ class EntryPricing:
     entity_tax_rate_id: Any
 
 
+def _for_entity(
+    with_entity: Any,
+    default_entity: Any,
+    account_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    billing_entity_id: uuid.UUID | None,
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters for the chosen billing entity, or the default one."""
+    params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
+    if billing_entity_id is None:
+        return default_entity, params
+    return with_entity, params | {"entity_id": billing_entity_id}
+
+
 def customer_record(
     account_id: uuid.UUID, customer_id: uuid.UUID, billing_entity_id: uuid.UUID | None = None
 ) -> tuple[SimpleNamespace, EntryPricing] | None:
     """The account's customer as a plain record with the model's column attributes, and
     its pricing for `billing_entity_id` (one Core query: the entry form reads both on
     every htmx change), or None, also for another account's customer."""
-    params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
-    if billing_entity_id is not None:
-        params["entity_id"] = billing_entity_id
-        stmt = _CUSTOMER_WITH_ENTITY
-    else:
-        stmt = _CUSTOMER_WITH_DEFAULT_ENTITY
+    stmt, params = _for_entity(
+        _CUSTOMER_WITH_ENTITY,
+        _CUSTOMER_WITH_DEFAULT_ENTITY,
+        account_id,
+        customer_id,
+        billing_entity_id,
+    )
     row = _connection().execute(stmt, params).one_or_none()
     if row is None:
         return None
@@ -744,12 +759,13 @@ def preview_totals(
         customer_tax_id, entity_id = pricing.customer_tax_rate_id, pricing.entity_id
         entity_tax_id = pricing.entity_tax_rate_id
     else:
-        params: dict[str, Any] = {"account_id": account_id, "customer_id": customer_id}
-        if billing_entity_id is not None:
-            params["entity_id"] = billing_entity_id
-            stmt = _PRICING_WITH_ENTITY
-        else:
-            stmt = _PRICING_DEFAULT_ENTITY
+        stmt, params = _for_entity(
+            _PRICING_WITH_ENTITY,
+            _PRICING_DEFAULT_ENTITY,
+            account_id,
+            customer_id,
+            billing_entity_id,
+        )
         row = conn.execute(stmt, params).one_or_none()
         if row is None:
             raise NotFound("Customer")
