@@ -212,6 +212,9 @@ class _Rows:
     def scalar_one(self) -> Any:
         return self.one()[0]
 
+    def one_or_none(self) -> Any:
+        return self.one() if self.rows else None
+
     def all(self) -> list[Any]:
         return self.rows
 

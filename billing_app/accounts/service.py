@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
 from ..crud import apply_changes
-from ..database import core_connection, utcnow, write_transaction
+from ..database import core_connection, precompiled, utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
@@ -203,7 +203,7 @@ def authenticate_api_key(raw: str) -> KeyPrincipal | None:
         return None
     prefix = raw[: len(KEY_PREFIX) + _PREFIX_LEN]
     with core_connection() as conn:
-        row = conn.execute(_KEY_LOOKUP, {"prefix": prefix}).one_or_none()
+        row = precompiled(_KEY_LOOKUP).execute(conn, {"prefix": prefix}).one_or_none()
     if row is None:
         return None
     if not hmac.compare_digest(row.key_hash, _hash_key(raw)) or row.revoked_at is not None:

@@ -393,9 +393,8 @@ def _customer_and_entity(
     entity (entity_id, entity_tax_rate_id), the account's default VAT. The entity is the
     request's, else the customer's, else the account's default. NotFound for either
     (another account's included)."""
-    rows = conn.execute(
-        _PRICING_PARTIES, {"account": account_id, "id": customer_id, "entity": entity_id}
-    ).all()
+    params = {"account": account_id, "id": customer_id, "entity": entity_id}
+    rows = precompiled(_PRICING_PARTIES).execute(conn, params).all()
     if not rows:
         raise NotFound("Customer")
     row = rows[0]
@@ -880,10 +879,11 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
 
 def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     postgres = conn.dialect.name == "postgresql"
-    row = conn.execute(
-        _ISSUE_READ_NUMBERED if postgres else _ISSUE_READ,
-        {"account": account_id, "invoice": invoice_id, "stamp": utcnow()},
-    ).first()
+    row = (
+        precompiled(_ISSUE_READ_NUMBERED if postgres else _ISSUE_READ)
+        .execute(conn, {"account": account_id, "invoice": invoice_id, "stamp": utcnow()})
+        .first()
+    )
     if row is None:
         raise NotFound("Invoice")
     if row.state != DRAFT:
@@ -891,7 +891,8 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
     if postgres:
         lines = [_line_from_json(data) for data in row.lines_json or ()]
     else:
-        lines = [LineRecord.from_row(r) for r in conn.execute(_LINES_FOR_ISSUE, {"id": invoice_id})]
+        read = precompiled(_LINES_FOR_ISSUE).execute(conn, {"id": invoice_id})
+        lines = [LineRecord.from_row(r) for r in read]
     invoice = cast(Invoice, invoice_record(row, lines))
     entity = cast(BillingEntity, _prefixed(row._mapping, "e_"))
     customer = cast(Customer, _prefixed(row._mapping, "c_"))
