@@ -16,7 +16,9 @@ import hashlib
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -257,17 +259,43 @@ def run(
     """Write every job's file, in this process (processes=1) or a pool of processes."""
     started = time.perf_counter()
     report.processes = processes
+    stop = _StopOnInterrupt()
     try:
         for outcome in _outcomes(out, jobs, processes):
             report.add(outcome)
             progress.advance()
+            if stop.requested:
+                report.interrupted = True
+                break
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
+        stop.restore()
         remove_partial_files(out)
         report.seconds = time.perf_counter() - started
         progress.finish()
     return report
+
+
+class _StopOnInterrupt:
+    """Ctrl-C (SIGINT) asks the export to stop after the file in hand, instead of raising
+    KeyboardInterrupt wherever the signal lands: raised inside a finaliser (WeasyPrint's
+    font cleanup has one) Python reports and drops it, and the export went on to the end.
+    Installed only from the main thread (where signal handlers live); pool workers forked
+    afterwards inherit it, so a terminal's Ctrl-C does not kill them mid-file either."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _outcomes(out: Path, jobs: list[Job], processes: int) -> Iterator[Outcome]:
