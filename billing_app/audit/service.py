@@ -120,19 +120,6 @@ _INSERT_RECORD_FAST = Precompiled(_INSERT_RECORD, column_keys=_RECORD_KEYS)
 _SET_HEAD_FAST = Precompiled(_SET_HEAD, column_keys=("audit_head",))
 
 
-class _Plain:
-    """A statement run through SQLAlchemy as usual, with `Precompiled`'s call shape."""
-
-    def __init__(self, statement: Any):
-        self.statement = statement
-
-    def execute(self, conn: Any, params: dict[str, Any]) -> Any:
-        return conn.execute(self.statement, params)
-
-
-_PLAIN = (_Plain(_TAKE_SEQ), _Plain(_INSERT_RECORD), _Plain(_SET_HEAD))
-
-
 def record(
     account_id: uuid.UUID,
     action: str,
@@ -186,20 +173,11 @@ def record(
         if appended.first() is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
         return
-    sqlite = conn.dialect.name == "sqlite"
+    # The three small statements (and the writes before them) without SQLAlchemy's
+    # per-execution work; `Precompiled` falls back to it where it cannot run raw.
     for write, write_params in with_writes:
-        if sqlite:
-            precompiled(write).execute(conn, write_params)
-        else:
-            conn.execute(write, write_params)
-    take: Precompiled | _Plain
-    insert_record: Precompiled | _Plain
-    set_head: Precompiled | _Plain
-    if sqlite:
-        # The three small statements without SQLAlchemy's per-execution work.
-        take, insert_record, set_head = _TAKE_SEQ_FAST, _INSERT_RECORD_FAST, _SET_HEAD_FAST
-    else:
-        take, insert_record, set_head = _PLAIN
+        precompiled(write).execute(conn, write_params)
+    take, insert_record, set_head = _TAKE_SEQ_FAST, _INSERT_RECORD_FAST, _SET_HEAD_FAST
     seq, prev_hash = take.execute(conn, {"account": account_id}).one()
     row["seq"] = seq
     row["prev_hash"] = prev_hash
