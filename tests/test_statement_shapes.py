@@ -3,7 +3,8 @@
 psycopg keeps the parsed form of a statement (where its parameters go) only for texts of
 at most 4096 bytes with at most 50 parameters; a longer one is parsed again on every
 execution. The one-off create's single statement (invoice, lines and audit record) once
-had 56 parameters and cost ~0.1-0.2 ms of parsing per request; it must stay cacheable.
+had 56 parameters and cost ~0.1-0.2 ms of parsing per request, finalize's first read once
+had 4 999 bytes; they must stay cacheable.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ def test_one_off_create_statement_stays_cacheable_by_psycopg():
     compiled = _compiled(_append_with(writes))
     assert len(str(compiled).encode()) <= LIMIT_BYTES
     assert len(compiled.params) <= LIMIT_PARAMS
+
+
+def test_finalize_statements_stay_cacheable_by_psycopg():
+    """Finalize's first read (invoice, issuer, customer, lines, the number taken) and its
+    audit statement (with the PDF's due row)."""
+    from billing_app.documents.snapshot import _INSERT_DUE
+
+    for statement in (invoices._ISSUE_READ_NUMBERED, _append_with((_INSERT_DUE,))):
+        compiled = _compiled(statement)
+        assert len(str(compiled).encode()) <= LIMIT_BYTES
+        assert len(compiled.params) <= LIMIT_PARAMS
 
 
 def test_composed_audit_statement_is_built_once_per_combination():

@@ -767,24 +767,27 @@ _LINES_FOR_ISSUE = (
     .order_by(_LT.c.position)
 )
 # The invoice, its issuer and its customer in one query: entity and customer columns are
-# prefixed `e_` / `c_` so they do not collide with the invoice's.
+# prefixed `e_` / `c_` so they do not collide with the invoice's. The tables are read
+# under one-letter aliases: with the lines and the number added (PostgreSQL, below) the
+# statement stays under 4 096 bytes, the longest psycopg keeps parsed between runs.
+_I, _E, _C = _IT.alias("i"), _BE.alias("e"), _CT.alias("c")
 _ISSUE_READ = (
     select(
-        _IT,
-        *[column.label(f"e_{column.key}") for column in _BE.c],
-        *[column.label(f"c_{column.key}") for column in _CT.c],
+        _I,
+        *[column.label(f"e_{column.key}") for column in _E.c],
+        *[column.label(f"c_{column.key}") for column in _C.c],
         select(func.count())
         .where(
-            _WT.c.customer_id == _IT.c.customer_id,
-            _WT.c.currency == _IT.c.currency,
+            _WT.c.customer_id == _I.c.customer_id,
+            _WT.c.currency == _I.c.currency,
             _WT.c.balance_minor > 0,
         )
         .scalar_subquery()
         .label("wallets_with_credit"),
     )
-    .join(_BE, _BE.c.id == _IT.c.billing_entity_id)
-    .join(_CT, _CT.c.id == _IT.c.customer_id)
-    .where(_IT.c.account_id == bindparam("account"), _IT.c.id == bindparam("invoice"))
+    .join(_E, _E.c.id == _I.c.billing_entity_id)
+    .join(_C, _C.c.id == _I.c.customer_id)
+    .where(_I.c.account_id == bindparam("account"), _I.c.id == bindparam("invoice"))
 )
 
 
