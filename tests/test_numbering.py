@@ -167,3 +167,60 @@ def test_refused_finalizes_take_no_number(api, other_api):
     assert api.post(f"/v1/invoices/{theirs['id']}/finalize").status_code == 404
     assert api.post(f"/v1/invoices/{second['id']}/finalize").get_json()["number"] == 2
     assert other_api.post(f"/v1/invoices/{theirs['id']}/finalize").get_json()["number"] == 1
+
+
+def test_a_draft_changed_between_read_and_write_is_refused_and_leaves_nothing(
+    api, app, tenant, monkeypatch
+):
+    """Finalize reads the draft, then writes only if it is still that draft. The invoice's
+    UPDATE goes with the audit record (on PostgreSQL in one statement), so when another
+    writer edited the draft in between, the answer is 400 and nothing stays: no number
+    taken, no audit record, no PDF due, the draft as the other writer left it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, update
+
+    from billing_app.documents.models import InvoiceDocument
+
+    customer = api.customer()
+    draft, later = api.invoice(customer["id"]), api.invoice(customer["id"])
+    edited_at = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    real_snapshot = invoices._snapshot
+    edits = []
+
+    def snapshot_then_edit(invoice):
+        if not edits:  # the first call, before the write transaction
+            with db.engine.begin() as other:
+                other.execute(
+                    update(Invoice)
+                    .where(Invoice.id == uuid.UUID(draft["id"]))
+                    .values(updated_at=edited_at)
+                )
+            edits.append(invoice.id)
+        return real_snapshot(invoice)
+
+    with app.app_context():
+        records_before = db.session.scalar(
+            select(func.count()).select_from(audit_service.AuditRecord)
+        )
+        db.session.remove()
+    monkeypatch.setattr(invoices, "_snapshot", snapshot_then_edit)
+    refused = api.post(f"/v1/invoices/{draft['id']}/finalize")
+    monkeypatch.setattr(invoices, "_snapshot", real_snapshot)
+    assert edits == [uuid.UUID(draft["id"])]
+    assert refused.status_code == 400
+    assert "changed meanwhile" in refused.get_json()["detail"]
+
+    with app.app_context():
+        stored = db.session.get(Invoice, uuid.UUID(draft["id"]))
+        assert (stored.state, stored.number, stored.updated_at) == ("draft", None, edited_at)
+        records = db.session.scalar(select(func.count()).select_from(audit_service.AuditRecord))
+        assert records == records_before
+        assert db.session.scalar(select(func.count()).select_from(InvoiceDocument)) == 0
+        assert audit_service.verify_chain(tenant.account_id) is None
+        db.session.remove()
+    # The number was given back: the next finalize takes 1, and the edited draft 2.
+    assert api.post(f"/v1/invoices/{later['id']}/finalize").get_json()["number"] == 1
+    assert api.post(f"/v1/invoices/{draft['id']}/finalize").get_json()["number"] == 2
+    with app.app_context():
+        assert audit_service.verify_chain(tenant.account_id) is None

@@ -130,7 +130,8 @@ def record(
     after: dict[str, Any] | None = None,
     conn: Any = None,
     with_writes: Sequence[tuple[Any, dict[str, Any]]] = (),
-) -> None:
+    guard: int | None = None,
+) -> Any:
     """Append one record inside the caller's write transaction (`conn`: its connection,
     when the caller already has it).
 
@@ -139,6 +140,12 @@ def record(
     (data-modifying CTEs: one round trip for all), elsewhere one after the other. Their
     parameter names must not be column names of `accounts` (the record's UPDATE would
     take them as SET values).
+
+    `guard`: the index of one of those writes that has a RETURNING clause and must write
+    a row (a conditional UPDATE: "only while it is still the draft that was read"). The
+    record is appended only if it did, and its returned row is the answer (the columns by
+    name). None means it wrote nothing and no record was appended; the caller must then
+    raise, rolling the transaction back (on PostgreSQL the other writes did happen).
 
     The account row is locked (UPDATE ... RETURNING) to take the next sequence number and
     the chain head, so concurrent writers of one account append one after the other.
@@ -168,15 +175,21 @@ def record(
         params = {f"r_{key}": value for key, value in row.items()}
         for _, write_params in with_writes:
             params |= write_params
-        statement = _append_with(tuple(write for write, _ in with_writes))
+        statement = _append_with(tuple(write for write, _ in with_writes), guard)
         appended = precompiled(statement).execute(conn, params | {"prefix": prefix, "suffix": "}"})
-        if appended.first() is None:
+        found = appended.first()
+        if found is None and guard is None:
             raise RuntimeError(f"audit record not appended for account {account_id}")
-        return
+        return found
     # The three small statements (and the writes before them) without SQLAlchemy's
     # per-execution work; `Precompiled` falls back to it where it cannot run raw.
-    for write, write_params in with_writes:
-        precompiled(write).execute(conn, write_params)
+    found = None
+    for index, (write, write_params) in enumerate(with_writes):
+        done = precompiled(write).execute(conn, write_params)
+        if index == guard:
+            found = done.first()
+            if found is None:
+                return None
     take, insert_record, set_head = _TAKE_SEQ_FAST, _INSERT_RECORD_FAST, _SET_HEAD_FAST
     seq, prev_hash = take.execute(conn, {"account": account_id}).one()
     row["seq"] = seq
@@ -184,6 +197,7 @@ def record(
     row["hash"] = _digest(prev_hash, _content(row))
     insert_record.execute(conn, row)
     set_head.execute(conn, {"account": account_id, "head": row["hash"]})
+    return found
 
 
 def _canonical_without_seq(row: dict[str, Any]) -> str:
@@ -232,29 +246,44 @@ _MOVED = (
 _AR = AuditRecord.__table__
 _BOUND = ("account_id", "actor_type", "actor_id", "action", "object_type", "object_id",
           "before", "after", "request_id", "created_at")  # fmt: skip
-_APPEND_PG = (
-    insert(_AR)
-    .from_select(
-        [*_BOUND, "seq", "prev_hash", "hash"],
-        select(
-            *[bindparam(f"r_{name}", type_=_AR.c[name].type) for name in _BOUND],
-            _MOVED.c.audit_seq,
-            _HEAD.c.audit_head,
-            _MOVED.c.audit_head,
-        ).select_from(_MOVED.join(_HEAD, literal_column("TRUE"))),
+
+
+def _append_statement(guard: Any = None) -> Any:
+    """The append (see above); with a `guard` CTE (see `record`) the record is selected
+    from the guard's rows too (none: nothing inserted) and returns the guard's columns."""
+    sources = _MOVED.join(_HEAD, literal_column("TRUE"))
+    returning: list[Any] = [_AR.c.seq]
+    if guard is not None:
+        sources = sources.join(guard, literal_column("TRUE"))
+        # A RETURNING may read a sibling CTE: the guard's single row.
+        returning += [select(column).scalar_subquery().label(column.name) for column in guard.c]
+    return (
+        insert(_AR)
+        .from_select(
+            [*_BOUND, "seq", "prev_hash", "hash"],
+            select(
+                *[bindparam(f"r_{name}", type_=_AR.c[name].type) for name in _BOUND],
+                _MOVED.c.audit_seq,
+                _HEAD.c.audit_head,
+                _MOVED.c.audit_head,
+            ).select_from(sources),
+        )
+        .returning(*returning)
     )
-    .returning(_AR.c.seq)
-)
+
+
+_APPEND_PG = _append_statement()
 
 
 @lru_cache(maxsize=64)
-def _append_with(writes: tuple[Any, ...]) -> Any:
+def _append_with(writes: tuple[Any, ...], guard: int | None = None) -> Any:
     """`_APPEND_PG` with the caller's writes as CTEs before it. Built once per combination
     (the writes are module-level statements): a statement composed anew on every call
     costs SQLAlchemy a fresh cache key, a walk of the whole statement, on every request."""
-    statement = _APPEND_PG
-    for index, write in enumerate(writes):
-        statement = statement.add_cte(write.cte(f"write_{index}"))
+    ctes = [write.cte(f"write_{index}") for index, write in enumerate(writes)]
+    statement = _APPEND_PG if guard is None else _append_statement(ctes[guard])
+    for cte in ctes:
+        statement = statement.add_cte(cte)
     return statement
 
 

@@ -911,29 +911,21 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
         issue = issue_terms(
             invoice, customer.net_payment_term, entity.net_payment_term, balance, now
         )
-        # The PDF's due row is written with the audit record (on PostgreSQL in its
-        # statement): the number series stays locked from take_number to commit, so as few
-        # round trips as possible happen after it.
+        # The invoice's UPDATE and the PDF's due row are written with the audit record (on
+        # PostgreSQL in its statement): the number series stays locked from take_number to
+        # commit, so as few round trips as possible happen after it.
         invoice.issued_at = issue.issued_at
         due = due_write(invoice, entity, customer)
         number = row.taken_number if postgres else take_number(entity.id, conn)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
         base, alternative = _handle_candidates(printed, invoice_id)
         _apply_issue(invoice, issue, number, printed, base)
-        params = {
+        issued = {
             "_id": invoice_id,
             "_seen": seen_updated_at,
             "_account": account_id,
             "_alt_handle": alternative,
         } | {f"v_{name}": getattr(invoice, name) for name in _ISSUED_COLUMNS}
-        stored = _ISSUE_UPDATE_FAST.execute(conn, params).first()
-        if stored is None:
-            # Finalized, deleted or edited by someone else since we read it.
-            raise InvalidState(
-                "The invoice changed meanwhile; only draft invoices can be "
-                "finalized (reload it and try again)"
-            )
-        invoice.handle = stored.handle
         if issue.totals.prepaid_credit_minor:
             conn.execute(
                 _SPEND_WALLET,
@@ -943,7 +935,8 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
                     "spent": issue.totals.prepaid_credit_minor,
                 },
             )
-        audit.record(
+        # The record is appended only if the UPDATE found the draft it read.
+        stored = audit.record(
             account_id,
             "invoice.finalized",
             "invoice",
@@ -951,8 +944,16 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
             before=before,
             after=_snapshot(invoice),
             conn=conn,
-            with_writes=(due,),
+            with_writes=((_ISSUE_UPDATE, issued), due),
+            guard=0,
         )
+        if stored is None:
+            # Finalized, deleted or edited by someone else since we read it.
+            raise InvalidState(
+                "The invoice changed meanwhile; only draft invoices can be "
+                "finalized (reload it and try again)"
+            )
+        invoice.handle = stored.handle
     return invoice
 
 
@@ -1003,7 +1004,6 @@ _ISSUE_UPDATE = (
     )
     .returning(_IT.c.handle)
 )
-_ISSUE_UPDATE_FAST = Precompiled(_ISSUE_UPDATE)
 
 
 def mark_paid(
