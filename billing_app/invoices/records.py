@@ -72,8 +72,9 @@ INVOICE_COLUMNS = tuple(
 def invoice_record(row: Row[Any], lines: list[LineRecord]) -> Any:
     """An invoice read with Core, with its lines, as a plain object (typed as the model
     where it is passed on: it has the same attributes)."""
-    mapping = row._mapping
-    record = SimpleNamespace(**{attr: mapping[column] for column, attr in INVOICE_COLUMNS})
+    # By attribute: a row's `_mapping` is a new dict of all its columns (finalize's read
+    # has over a hundred).
+    record = SimpleNamespace(**{attr: getattr(row, column) for column, attr in INVOICE_COLUMNS})
     record.lines = lines
     return record
 

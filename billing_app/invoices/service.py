@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -849,11 +850,16 @@ def _line_from_json(data: dict[str, Any]) -> LineRecord:
     return LineRecord(**data)
 
 
-def _prefixed(mapping: Any, prefix: str) -> Any:
+def _prefixed(row: Any, prefix: str) -> Any:
     """The columns of one table out of a joined row, under their own names: a stand-in for
     the ORM object (same attribute names) without the cost of loading one."""
-    cut = len(prefix)
-    return SimpleNamespace(**{k[cut:]: v for k, v in mapping.items() if k.startswith(prefix)})
+    return SimpleNamespace(**{name: row[i] for i, name in _picks(row._fields, prefix)})
+
+
+@lru_cache(maxsize=32)
+def _picks(fields: tuple[str, ...], prefix: str) -> tuple[tuple[int, str], ...]:
+    """Where a row's `prefix`ed columns are, and their names without it."""
+    return tuple((i, f[len(prefix) :]) for i, f in enumerate(fields) if f.startswith(prefix))
 
 
 _WALLET_BALANCE = (
@@ -897,8 +903,8 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
         read = precompiled(_LINES_FOR_ISSUE).execute(conn, {"id": invoice_id})
         lines = [LineRecord.from_row(r) for r in read]
     invoice = cast(Invoice, invoice_record(row, lines))
-    entity = cast(BillingEntity, _prefixed(row._mapping, "e_"))
-    customer = cast(Customer, _prefixed(row._mapping, "c_"))
+    entity = cast(BillingEntity, _prefixed(row, "e_"))
+    customer = cast(Customer, _prefixed(row, "c_"))
     before = _snapshot(invoice)
     seen_updated_at = row.updated_at
     with core_write(conn):
