@@ -157,7 +157,7 @@ def test_unique_constraint_stands_behind_the_counter(app, tenant):
 
 def test_refused_finalizes_take_no_number(api, other_api):
     """A finalize that is refused at the read (already finalized, unknown, another
-    account's draft) takes no number: on PostgreSQL the number is taken in that read."""
+    account's draft) takes no number."""
     customer = api.customer()
     first, second = api.invoice(customer["id"]), api.invoice(customer["id"])
     theirs = other_api.invoice(other_api.customer()["id"])

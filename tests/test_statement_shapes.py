@@ -31,12 +31,12 @@ def test_one_off_create_statement_stays_cacheable_by_psycopg():
 
 
 def test_finalize_statements_stay_cacheable_by_psycopg():
-    """Finalize's first read (invoice, issuer, customer, lines, the number taken) and its
+    """Finalize's read (invoice, issuer, customer, lines as JSON) and its
     audit statement (with the invoice's UPDATE as the guard, and the PDF's due row)."""
     from billing_app.documents.snapshot import _INSERT_DUE
 
     audit = _append_with((invoices._ISSUE_UPDATE, _INSERT_DUE), 0)
-    for statement in (invoices._ISSUE_READ_NUMBERED, audit):
+    for statement in (invoices._ISSUE_READ_WITH_LINES, audit):
         compiled = _compiled(statement)
         assert len(str(compiled).encode()) <= LIMIT_BYTES
         assert len(compiled.params) <= LIMIT_PARAMS

@@ -804,33 +804,6 @@ _LINES_JSON = (
     .scalar_subquery()
 )
 _ISSUE_READ_WITH_LINES = _ISSUE_READ.add_columns(_LINES_JSON.label("lines_json"))
-# PostgreSQL also takes the number in that statement, if the invoice is a draft of the
-# account (nothing is taken otherwise): the reads and writes of a finalize share one
-# transaction there, so a finalize that fails later gives the number back by rolling back.
-# (Its parameters are named unlike any billing_entities column: SQLAlchemy would take such
-# a name as a SET value of the UPDATE.)
-# The series stays locked from this read to commit, a millisecond longer than when it was
-# taken just before the UPDATE, for one round trip less.
-_DRAFTS_ENTITY = (
-    select(_IT.c.billing_entity_id)
-    .where(_IT.c.id == bindparam("invoice"), _IT.c.account_id == bindparam("account"))
-    .where(_IT.c.state == DRAFT)
-    .scalar_subquery()
-)
-_NUMBER_FOR_DRAFT = (
-    update(_BE)
-    .where(_BE.c.id == _DRAFTS_ENTITY)
-    .values(
-        next_invoice_number=_BE.c.next_invoice_number + 1,
-        # Spelled out: inside a CTE the column's Python-side onupdate is not applied.
-        updated_at=bindparam("stamp", type_=_BE.c.updated_at.type),
-    )
-    .returning((_BE.c.next_invoice_number - 1).label("n"))
-    .cte("taken")
-)
-_ISSUE_READ_NUMBERED = _ISSUE_READ_WITH_LINES.add_columns(
-    select(_NUMBER_FOR_DRAFT.c.n).scalar_subquery().label("taken_number")
-)
 _LINE_UUIDS = ("id", "invoice_id", "charge_id")
 _LINE_DECIMALS = ("quantity", "unit_amount", "tax_rate")
 _LINE_TIMES = ("period_from", "period_to")
@@ -889,8 +862,8 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
 def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     postgres = conn.dialect.name == "postgresql"
     row = (
-        precompiled(_ISSUE_READ_NUMBERED if postgres else _ISSUE_READ)
-        .execute(conn, {"account": account_id, "invoice": invoice_id, "stamp": utcnow()})
+        precompiled(_ISSUE_READ_WITH_LINES if postgres else _ISSUE_READ)
+        .execute(conn, {"account": account_id, "invoice": invoice_id})
         .first()
     )
     if row is None:
@@ -907,22 +880,29 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
     customer = cast(Customer, _prefixed(row, "c_"))
     before = _snapshot(invoice)
     seen_updated_at = row.updated_at
-    with core_write(conn):
-        now = utcnow()
-        balance = 0
-        if row.wallets_with_credit:
-            balance = conn.execute(
-                _WALLET_BALANCE, {"customer": row.customer_id, "currency": row.currency}
-            ).scalar_one()
+    now = utcnow()
+
+    def issuing(balance: int) -> tuple[Issue, tuple[Any, dict[str, Any]]]:
+        """The terms, and the PDF's due row (written with the audit record below)."""
         issue = issue_terms(
             invoice, customer.net_payment_term, entity.net_payment_term, balance, now
         )
-        # The invoice's UPDATE and the PDF's due row are written with the audit record (on
-        # PostgreSQL in its statement): the number series stays locked from take_number to
-        # commit, so as few round trips as possible happen after it.
         invoice.issued_at = issue.issued_at
-        due = due_write(invoice, entity, customer)
-        number = row.taken_number if postgres else take_number(entity.id, conn)
+        return issue, due_write(invoice, entity, customer)
+
+    # Everything that needs no lock is worked out before the write: the number series
+    # (and on SQLite the database) stays locked from the number to commit, and every
+    # finalize of the issuer waits for that, so as little as possible happens in it.
+    terms = None if row.wallets_with_credit else issuing(0)
+    with core_write(conn):
+        if terms is None:
+            # Prepaid credit may apply: its balance is read under lock.
+            balance = conn.execute(
+                _WALLET_BALANCE, {"customer": row.customer_id, "currency": row.currency}
+            ).scalar_one()
+            terms = issuing(balance)
+        issue, due = terms
+        number = take_number(entity.id, conn)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
         base, alternative = _handle_candidates(printed, invoice_id)
         _apply_issue(invoice, issue, number, printed, base)
