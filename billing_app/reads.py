@@ -1,17 +1,26 @@
 """The connection the browser pages read from.
 
-On PostgreSQL each request gets one connection in autocommit mode for its reads (the
-signed-in user, the invoice list, the invoice page, the entry form's lookups): psycopg
-would otherwise send a BEGIN before the first statement and SQLAlchemy a ROLLBACK at the
-end, two round trips that cost a list page more client-side CPU than its own query. At
-READ COMMITTED every statement takes its own snapshot whether or not it runs in a
-transaction, so reads see exactly what they saw before. Writes never use it: they go
-through the ORM session or `database.core_connection`, each with its own transaction.
+Each request gets one Core connection for its reads (the signed-in user, the invoice
+list, the invoice page, the entry form's lookups), kept in `flask.g` and returned to the
+pool at app-context teardown. No ORM session is made for them: creating a session, its
+transaction and its connection, then closing and removing it, cost a signed-in page more
+than the user's query.
 
-On SQLite the pages read on the ORM session's connection as before: a BEGIN costs no
-round trip there, and SQLAlchemy resets an autocommit pysqlite connection on its return
-to the pool in a way that would undo the app's own transaction handling
-(`database.install_sqlite_tuning`).
+PostgreSQL: the connection is in autocommit mode: psycopg would otherwise send a BEGIN
+before the first statement and SQLAlchemy a ROLLBACK at the end, two round trips that
+cost a list page more client-side CPU than its own query. At READ COMMITTED every
+statement takes its own snapshot whether or not it runs in a transaction, so reads see
+exactly what they saw before.
+
+SQLite: the reads share one read transaction (the engine's `BEGIN` event, a DEFERRED
+one), so a page's statements see one snapshot, as they did on the ORM session's
+connection; a `BEGIN` costs no round trip there. (An autocommit pysqlite connection is
+reset on its return to the pool in a way that would undo the app's own transaction
+handling, `database.install_sqlite_tuning`.) The connection only ever reads, so it never
+needs SQLite's write lock; the request's writes run on their own connections
+(`database.write_transaction`, `core_connection`), and no page reads here after writing.
+
+Writes never use this connection.
 """
 
 from __future__ import annotations
@@ -26,17 +35,20 @@ _KEY = "_billing_read_connection"
 
 def read_connection() -> Connection:
     """The request's read connection (see the module's docstring)."""
-    if db.engine.dialect.name != "postgresql" or not has_app_context():
+    if not has_app_context():
         return db.session.connection()
     conn: Connection | None = g.get(_KEY)
     if conn is None or conn.closed:
-        conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn = db.engine.connect()
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         setattr(g, _KEY, conn)
     return conn
 
 
 def close_read_connection(_exc: BaseException | None = None) -> None:
-    """App-context teardown: return the request's read connection to the pool."""
+    """App-context teardown: return the request's read connection to the pool (on SQLite
+    ending its read transaction)."""
     conn = g.pop(_KEY, None)
     if conn is not None:
         conn.close()

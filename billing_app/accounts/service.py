@@ -361,7 +361,7 @@ _SESSION_USER = (
 def load_session_user(user_id: uuid.UUID) -> SessionUser | None:
     """The user of a browser session with their account, in one query on the request's
     read connection (`billing_app.reads`: the one its page goes on to read from)."""
-    row = read_connection().execute(_SESSION_USER, {"user_id": user_id}).one_or_none()
+    row = precompiled(_SESSION_USER).execute(read_connection(), {"user_id": user_id}).one_or_none()
     if row is None:
         return None
     uid, email, name, password_hash, aid, account_name, zone, currency, vat = row
