@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -23,3 +24,19 @@ def test_upgraded_schema_matches_the_models(app):
 def test_flask_db_check_finds_nothing(runner):
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
+
+
+def test_text_search_indexes_exist_on_postgresql(app):
+    """The trigram indexes the invoice list's text search relies on (0005 and 0006): the
+    models do not describe them, so the comparison above cannot notice one missing."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("pg_trgm indexes are PostgreSQL's (SQLite: FTS5, tested elsewhere)")
+        with db.engine.connect() as conn:
+            names = set(
+                conn.exec_driver_sql(
+                    "SELECT indexname FROM pg_indexes WHERE strpos(indexdef, 'gin_trgm_ops') > 0"
+                ).scalars()
+            )
+        db.session.remove()
+    assert names == {"ix_invoices_number_trgm", "ix_customers_name_trgm"}

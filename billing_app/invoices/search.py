@@ -3,8 +3,9 @@ name, case-insensitive, found through indexes rather than by scanning every invo
 
 How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
 
-1. the account's customers whose name contains it (the customers table is small next to
-   the invoices; at most CUSTOMER_CAP + 1 of them);
+1. the account's customers whose name contains it (at most CUSTOMER_CAP + 1 of them;
+   through a pg_trgm GIN index on PostgreSQL, migration 0006; by scan on SQLite, where
+   the customers table is small next to the invoices);
 2. the invoices whose number contains it, through a trigram index (migration 0005:
    pg_trgm GIN on PostgreSQL, the FTS5 trigram table `invoice_number_search` on SQLite;
    at most NUMBER_CAP + 1 of them). A trigram index needs three characters.
@@ -35,17 +36,18 @@ CUSTOMER_CAP = 50
 NUMBER_CAP = 1000
 MIN_INDEXED = 3  # a trigram index cannot narrow a shorter text
 
-# Schema objects of migration 0005 that the models do not describe.
+# Schema objects of migrations 0005 and 0006 that the models do not describe.
 SEARCH_TABLE = "invoice_number_search"
 TRGM_INDEX = "ix_invoices_number_trgm"
+CUSTOMER_TRGM_INDEX = "ix_customers_name_trgm"
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic's filter: the search index is not in the models, autogenerate must not
-    propose to drop it (used by migrations/env.py and tests/test_migrations.py)."""
+    """Alembic's filter: the search indexes are not in the models, autogenerate must not
+    propose to drop them (used by migrations/env.py and tests/test_migrations.py)."""
     if type_ == "table" and name and name.startswith(SEARCH_TABLE):
         return False
-    return not (type_ == "index" and name == TRGM_INDEX)
+    return not (type_ == "index" and name in (TRGM_INDEX, CUSTOMER_TRGM_INDEX))
 
 
 # The FTS5 index is only used for a LIKE without ESCAPE: the trigram lookup takes the text
