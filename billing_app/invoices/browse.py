@@ -9,6 +9,7 @@ link made by either stays valid.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,10 +32,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ..audit.models import AuditRecord
 from ..crud import contains_pattern
 from ..customers.models import Customer
+from ..database import precompiled
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
 from ..reads import read_connection
@@ -86,10 +89,10 @@ def _connection() -> Connection:
 # rows into typed values cost the list several times what SQLite takes to answer it
 # (~1 ms against ~0.15 ms for 50 rows). The list's statements are built once per shape
 # (which filters, which sort, how many customers a text matched ...), compiled once per
-# dialect, and run with `exec_driver_sql` (still one statement on the request's
-# connection, seen by the statement counters), the parameters converted here the way the
-# column types store them (`_sqlite_uuid`, `_sqlite_datetime`) and the rows left as the
-# driver returns them until a page reads a value (`ListRow`).
+# dialect, and run on the driver's cursor (`_fetch_all`: still one statement on the
+# request's connection, seen by the statement counters), the parameters converted here
+# the way the column types store them (`_sqlite_uuid`, `_sqlite_datetime`) and the rows
+# left as the driver returns them until a page reads a value (`ListRow`).
 
 _PREPARED: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 _MAX_PREPARED = 2000
@@ -102,8 +105,8 @@ def _run(
     params: dict[str, Any],
     *,
     custom_plan: bool = False,
-) -> Any:
-    """The result of the statement `build()` makes for `shape` (compiled once per
+) -> list[Any]:
+    """The rows of the statement `build()` makes for `shape` (compiled once per
     dialect) with `params`, values as the database stores them (`_db_params`).
 
     `custom_plan`: on PostgreSQL, planned for its values on every execution. psycopg
@@ -129,10 +132,36 @@ def _run(
         threshold = driver.prepare_threshold  # type: ignore[union-attr]
         driver.prepare_threshold = None  # type: ignore[union-attr]
         try:
-            return conn.exec_driver_sql(sql, args)
+            return _fetch_all(conn, sql, args)
         finally:
             driver.prepare_threshold = threshold  # type: ignore[union-attr]
-    return conn.exec_driver_sql(sql, args)
+    return _fetch_all(conn, sql, args)
+
+
+def _fetch_all(conn: Connection, sql: str, args: Any) -> list[Any]:
+    """The rows of `sql`, as the driver returns them, from a cursor of the connection's
+    driver connection: what `exec_driver_sql(...).fetchall()` gives, without SQLAlchemy's
+    execution context and result object (the cursor events still fire, driver errors are
+    still SQLAlchemy's). On SQLite inside the read transaction, begun here if need be."""
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    events = conn._has_events or conn.engine._has_events
+    try:
+        if events:
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, args = fn(conn, cursor, sql, args, None, False)
+        cursor.execute(sql, args)
+        rows = cursor.fetchall()
+        if events:
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, False)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+        ) from exc
+    finally:
+        cursor.close()
+    return list(rows)
 
 
 def _sqlite_uuid(value: uuid.UUID) -> str:
@@ -220,6 +249,10 @@ class ListRow:
     @property
     def customer_id(self) -> uuid.UUID:
         return self._uuid(self._customer_id)
+
+    @property
+    def id_hex(self) -> str:
+        return self._id if self._sqlite else self._id.hex
 
     @property
     def id_text(self) -> str:
@@ -312,7 +345,7 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
             lambda: _list_statement(search, column, descending, bool(cursor), mode, sqlite),
             _db_params(sqlite, params),
             custom_plan=mode == "selective",
-        ).fetchall()
+        )
 
     result = run(mode)
     if mode == "selective":
@@ -330,12 +363,26 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
         has_prev, has_next = more, True
     else:
         has_prev, has_next = bool(cursor), more
-    encode: Any = _encode_cursor  # reads the attributes ListRow shares with InvoiceListRow
     return ListPage(
         rows=rows,
-        next_cursor=encode(search.sort, rows[-1]) if rows and has_next else None,
-        prev_cursor=encode(search.sort, rows[0]) if rows and has_prev else None,
+        next_cursor=_cursor(search.sort, rows[-1]) if rows and has_next else None,
+        prev_cursor=_cursor(search.sort, rows[0]) if rows and has_prev else None,
     )
+
+
+def _cursor(sort: str, row: ListRow) -> str:
+    """`service._encode_cursor` for a `ListRow`, the same text: for the time and total
+    sorts written out here (a time's isoformat, an int and 32 hex digits need no JSON
+    escaping; json.dumps and the row's UUID cost a list page more than its query), for
+    the number sort (any text) through the service's own."""
+    if sort == "created":
+        raw = f'["created","{row.created_at.isoformat()}","{row.id_hex}"]'
+    elif sort == "total":
+        raw = f'["total",{int(row.total_minor)},"{row.id_hex}"]'
+    else:
+        encode: Any = _encode_cursor  # reads the attributes ListRow shares with InvoiceListRow
+        return encode(sort, row)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _list_statement(
@@ -626,7 +673,8 @@ def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
     conn = _connection()
     params = {"account_id": account_id, "invoice_id": invoice_id, "object_id": str(invoice_id)}
     postgresql = conn.dialect.name == "postgresql"
-    row = conn.execute(_INVOICE_PAGE_PG if postgresql else _INVOICE_WITH_PARTIES, params).first()
+    page = precompiled(_INVOICE_PAGE_PG if postgresql else _INVOICE_WITH_PARTIES)
+    row = page.execute(conn, params).first()
     if row is None:
         raise NotFound("Invoice")
     values = iter(row)
@@ -637,8 +685,8 @@ def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
         lines: list[Any] = [_line_from_json(line) for line in next(values)]
         history: list[Any] = [_history_from_json(rec) for rec in next(values)]
     else:
-        lines = list(conn.execute(_LINES, params).all())
-        history = list(conn.execute(_HISTORY, params))
+        lines = list(precompiled(_LINES).execute(conn, params).all())
+        history = list(precompiled(_HISTORY).execute(conn, params))
     invoice.lines = lines
     return InvoicePage(invoice, customer, entity, history)
 
@@ -725,7 +773,7 @@ def customer_record(
         customer_id,
         billing_entity_id,
     )
-    row = _connection().execute(stmt, params).one_or_none()
+    row = precompiled(stmt).execute(_connection(), params).one_or_none()
     if row is None:
         return None
     data = dict(row._mapping)
@@ -766,7 +814,7 @@ def preview_totals(
             customer_id,
             billing_entity_id,
         )
-        row = conn.execute(stmt, params).one_or_none()
+        row = precompiled(stmt).execute(conn, params).one_or_none()
         if row is None:
             raise NotFound("Customer")
         customer_tax_id, entity_id, entity_tax_id = row

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
 from ..crud import apply_changes, get_scoped, order_clause, page
-from ..database import write_transaction
+from ..database import precompiled, write_transaction
 from ..errors import Duplicate, InvalidInput
 from ..extensions import db
 from ..reads import read_connection
@@ -220,5 +220,5 @@ def rate_choices(account_id: uuid.UUID) -> list[tuple[Decimal, str]]:
     the rate column is text, so ORDER BY would put 10 before 5."""
     # On the request's read connection, not through the ORM's execute: the entry form
     # reads these on every htmx change.
-    rows = read_connection().execute(_RATE_CHOICES, {"account_id": account_id}).all()
+    rows = precompiled(_RATE_CHOICES).execute(read_connection(), {"account_id": account_id}).all()
     return sorted(((rate, name) for rate, name in rows), key=lambda r: r[0])
