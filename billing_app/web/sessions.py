@@ -29,13 +29,14 @@ class RememberingCookieSessions(SecureCookieSessionInterface):
         self._verified: dict[tuple[Any, str], tuple[dict[str, Any], float]] = {}
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        serializer = self.get_signing_serializer(app)
-        if serializer is None:
-            return None
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
-            return self.session_class()
+            serializer = self.get_signing_serializer(app)
+            return None if serializer is None else self.session_class()
         max_age = int(app.permanent_session_lifetime.total_seconds())
+        # Looked up before the signing serializer is made: making one (itsdangerous checks
+        # its JSON serializer by serializing {}) cost more than the lookup. Only a cookie
+        # verified with this very key is ever found.
         key = (app.secret_key, value)
         known = self._verified.get(key)
         if known is not None:
@@ -43,6 +44,9 @@ class RememberingCookieSessions(SecureCookieSessionInterface):
             if time.time() - signed_at <= max_age:
                 return self.session_class(data)
             del self._verified[key]
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
         try:
             data, signed = serializer.loads(value, max_age=max_age, return_timestamp=True)
         except BadSignature:
