@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     and_,
@@ -275,6 +276,25 @@ class ListRow:
     @property
     def due_at(self) -> datetime | None:
         return self._time(self._due_at)
+
+    def created_day(self, zone: ZoneInfo) -> str:
+        """`created_at`'s calendar day in `zone`, `YYYY-MM-DD`."""
+        return self._day(self._created_at, zone)
+
+    def due_day(self, zone: ZoneInfo) -> str:
+        """`due_at`'s calendar day in `zone`, `YYYY-MM-DD`; "" when there is none."""
+        return self._day(self._due_at, zone)
+
+    def _day(self, value: Any, zone: ZoneInfo) -> str:
+        # What `created_at.astimezone(zone).date()` gives, without the aware UTC datetime
+        # in between: SQLite's text is UTC, which `zone.fromutc` takes as it is (half the
+        # cost; every row of a list shows two days).
+        if value is None:
+            return ""
+        if self._sqlite:
+            utc = datetime.fromisoformat(value).replace(tzinfo=zone)
+            return zone.fromutc(utc).date().isoformat()
+        return value.astimezone(zone).date().isoformat()
 
 
 @dataclass(frozen=True)
