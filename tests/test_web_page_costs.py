@@ -133,3 +133,63 @@ def test_list_cursors_are_the_services_own(app, tenant):
         row = page.rows[0]
         row.invoice_number = 'INV-"ü\\'
         assert browse._cursor("number", row) == invoices._encode_cursor("number", row)
+
+
+def test_entry_form_totals_from_the_rates_it_read_for_its_choices(app, tenant):
+    """The entry form builds its totals' tax table from the rates it read for the VAT
+    choices: the same lines as `build_lines` reading the rates itself, whichever level of
+    the precedence decides (line, customer, organisation-wide, the account's default)."""
+    from decimal import Decimal
+
+    from web_support import make_tax
+
+    from billing_app.invoices import browse
+    from billing_app.taxes import service as taxes
+
+    plain = make_customer(app, tenant, "plain")
+    with app.test_request_context("/"):
+        none_yet = taxes.account_tax_rates(tenant.account_id)
+    make_tax(app, tenant, "vat19", "19", applied_to_organization=True)
+    make_tax(app, tenant, "vat7", "7")
+    make_tax(app, tenant, "vat5", "5", applied_to_organization=True)
+    taxed = make_customer(app, tenant, "taxed", tax_code="vat7")
+    drafts = [
+        invoices.LineDraft(description="a", quantity=Decimal(2), unit_amount=Decimal(1250)),
+        invoices.LineDraft(
+            description="b",
+            quantity=Decimal(1),
+            unit_amount=Decimal(999),
+            tax_percent=Decimal("10.5"),
+        ),
+    ]
+    for default_vat in (None, Decimal(16)):
+        for customer, rows in ((plain, None), (taxed, None), (plain, none_yet)):
+            with app.test_request_context("/"):
+                if rows is None:
+                    rows = taxes.account_tax_rates(tenant.account_id)
+                table = taxes.tax_table(rows, default_vat)
+                args = (tenant.account_id, default_vat, customer.id, None, drafts)
+                read_itself = browse.preview_totals(*args)
+                from_choices = browse.preview_totals(*args, tax_table=table)
+            if rows is none_yet:
+                # No rate at all: the account's default (or 0) either way.
+                assert [line.tax_rate for line in from_choices[0]] == [
+                    default_vat or Decimal(0),
+                    Decimal("10.5"),
+                ]
+                continue
+            assert [(x.tax_rate, x.tax_code, x.vat_minor) for x in read_itself[0]] == [
+                (x.tax_rate, x.tax_code, x.vat_minor) for x in from_choices[0]
+            ]
+            assert read_itself[1] == from_choices[1]
+    # The organisation-wide rate (marking vat5 so unmarked vat19); the customer's own wins.
+    with app.test_request_context("/"):
+        rows = taxes.account_tax_rates(tenant.account_id)
+        lines, _ = browse.preview_totals(
+            tenant.account_id, None, plain.id, None, drafts, tax_table=taxes.tax_table(rows, None)
+        )
+        assert lines[0].tax_rate == Decimal(5)
+        lines, _ = browse.preview_totals(
+            tenant.account_id, None, taxed.id, None, drafts, tax_table=taxes.tax_table(rows, None)
+        )
+        assert lines[0].tax_rate == Decimal(7)

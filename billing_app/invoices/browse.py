@@ -42,6 +42,7 @@ from ..database import precompiled
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
 from ..reads import read_connection
+from ..taxes.service import TaxTable
 from . import calc
 from . import search as text_search
 from .models import Invoice, InvoiceLine
@@ -813,11 +814,15 @@ def preview_totals(
     billing_entity_id: uuid.UUID | None,
     drafts: Sequence[LineDraft],
     pricing: EntryPricing | None = None,
+    tax_table: TaxTable | None = None,
 ) -> tuple[list[LineRecord], calc.Totals]:
     """What `invoices.service.preview_totals` computes (the same `build_lines` and
     `compute_totals` the saved invoice's totals come from), with the customer and billing
     entity read in one Core query and the account's default VAT passed in (the page has
-    read its account already). NotFound("Customer") / NotFound("Billing entity") alike."""
+    read its account already). NotFound("Customer") / NotFound("Billing entity") alike.
+    `tax_table`: the account's rates as `taxes.tax_table` makes them from
+    `taxes.account_tax_rates` (the form has read them for its VAT choices); without it
+    `build_lines` reads the rates it can use."""
     conn = _connection()
     if (
         pricing is not None
@@ -841,5 +846,5 @@ def preview_totals(
     if entity_id is None:
         raise NotFound("Billing entity")
     parties = Parties(account_id, account_default_vat_percent, customer_tax_id, entity_tax_id)
-    lines = build_lines(parties, drafts, conn=conn)
+    lines = build_lines(parties, drafts, conn=conn, taxes=tax_table)
     return lines, calc.compute_totals(line_inputs(lines))

@@ -210,15 +210,29 @@ def get_tax_by_id(account_id: uuid.UUID, tax_id: uuid.UUID) -> TaxRate:
     return get_scoped(TaxRate, account_id, "Tax", id=tax_id)
 
 
-_RATE_CHOICES = select(TaxRate.rate, TaxRate.name).where(
-    TaxRate.account_id == bindparam("account_id")
+# Every rate of the account, oldest first (the order `tax_table` takes).
+_ACCOUNT_TAXES = (
+    select(*_TAX_COLUMNS, _TAXES.c.name)
+    .where(_TAXES.c.account_id == bindparam("account_id"))
+    .order_by(_TAXES.c.created_at)
 )
 
 
-def rate_choices(account_id: uuid.UUID) -> list[tuple[Decimal, str]]:
-    """(rate, name) of the account's tax rates, lowest rate first, for pickers. Sorted here:
-    the rate column is text, so ORDER BY would put 10 before 5."""
-    # On the request's read connection, not through the ORM's execute: the entry form
-    # reads these on every htmx change.
-    rows = precompiled(_RATE_CHOICES).execute(read_connection(), {"account_id": account_id}).all()
-    return sorted(((rate, name) for rate, name in rows), key=lambda r: r[0])
+def account_tax_rates(account_id: uuid.UUID) -> list[Any]:
+    """Every tax rate of the account (`id`, `rate`, `code`, `applied_to_organization`,
+    `name`), oldest first, on the request's read connection: the entry form reads them on
+    every htmx change for its VAT choices (`rate_choices`) and, through `tax_table`, for
+    its totals (a table of every rate gives what `load_tax_table`'s would for any of
+    them)."""
+    conn = read_connection()
+    return list(precompiled(_ACCOUNT_TAXES).execute(conn, {"account_id": account_id}).all())
+
+
+def rate_choices(
+    account_id: uuid.UUID, rows: Iterable[Any] | None = None
+) -> list[tuple[Decimal, str]]:
+    """(rate, name) of the account's tax rates (or of `rows` from `account_tax_rates`),
+    lowest rate first, for pickers. Sorted here: the rate column is text, so ORDER BY
+    would put 10 before 5."""
+    rows = account_tax_rates(account_id) if rows is None else rows
+    return sorted(((row.rate, row.name) for row in rows), key=lambda r: r[0])

@@ -282,10 +282,12 @@ def _selected_customer(
     return found if found is not None else (None, None)
 
 
-def _vat_choices(aid: uuid.UUID, invoice: Invoice | None) -> list[tuple[str, str]]:
+def _vat_choices(
+    aid: uuid.UUID, invoice: Invoice | None, tax_rates: list[Any]
+) -> list[tuple[str, str]]:
     choices = [("", "Default")]
     seen: set[str] = set()
-    for rate, name in taxes.rate_choices(aid):
+    for rate, name in taxes.rate_choices(aid, tax_rates):
         value = decimal_to_str(rate)
         if value not in seen:
             seen.add(value)
@@ -343,7 +345,9 @@ def _entry(invoice: Invoice | None) -> Any:
     # An htmx change answers pieces that never show the header's selects: skip their options.
     whole_page = not (posted and is_htmx() and action not in ("save", "finalize"))
     # The rows' VAT selects are written out by the template from these (value, label) pairs.
-    vat_choices = _vat_choices(aid, invoice)
+    # Read once: the choices, and the tax table the totals take (no second read).
+    tax_rates = taxes.account_tax_rates(aid)
+    vat_choices = _vat_choices(aid, invoice, tax_rates)
     if whole_page:
         form.billing_entity_id.choices = select_choices(
             [("", "The customer's default")]
@@ -385,8 +389,15 @@ def _entry(invoice: Invoice | None) -> Any:
     drafts = [d for _, d in parsed.drafts]
     if customer is not None and drafts and header_ok:
         try:
+            default_vat = account().default_vat_percent
             lines, entry.totals = browse.preview_totals(
-                aid, account().default_vat_percent, customer.id, entity_id, drafts, pricing
+                aid,
+                default_vat,
+                customer.id,
+                entity_id,
+                drafts,
+                pricing,
+                tax_table=taxes.tax_table(tax_rates, default_vat),
             )
             entry.amounts = {
                 rows[position].name: line
