@@ -75,13 +75,13 @@ def invoice_line_rows(lines: Iterable[Any], currency: str, locale: str) -> Marku
         rate = rates.get(line.tax_rate)
         if rate is None:
             rate = rates[line.tax_rate] = str(escape(percent(line.tax_rate)))
+        unit = format_unit_amount(line.unit_amount, currency, locale)
+        amount = format_money(line.amount_minor, currency, locale)
         out.append(
-            f'<tr><td class="description">{escape(line.description)}</td>'
+            f'<tr><td class="description">{_html(line.description)}</td>'
             f'<td class="num">{quantity}</td>'
-            f'<td class="num">{escape(format_unit_amount(line.unit_amount, currency, locale))}'
-            f'</td><td class="num">{rate}</td>'
-            f'<td class="num">{escape(format_money(line.amount_minor, currency, locale))}'
-            f"{incl}</td></tr>\n"
+            f'<td class="num">{_html(unit)}</td><td class="num">{rate}</td>'
+            f'<td class="num">{_html(amount)}{incl}</td></tr>\n'
         )
     return Markup("".join(out))  # noqa: S704  (every value above is escaped)
 
