@@ -131,12 +131,16 @@ _CSP = (
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", _CSP)
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
         # One URL answers a whole page or an htmx fragment: caches must keep them apart.
-        response.vary.add("HX-Request")
-        if "Cache-Control" not in response.headers:
+        if "Vary" in headers:
+            response.vary.add("HX-Request")
+        else:
+            headers["Vary"] = "HX-Request"  # what vary.add writes, without parsing a set
+        if "Cache-Control" not in headers:
             # Pages of a signed-in user hold customer and money data: keep them out of caches.
-            response.headers["Cache-Control"] = "no-store" if g.get("account") else "no-cache"
+            headers["Cache-Control"] = "no-store" if g.get("account") else "no-cache"
     return response
