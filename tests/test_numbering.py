@@ -7,6 +7,7 @@ import http.client
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlparse
 
@@ -65,12 +66,20 @@ def _parallel_finalize(app, tenant, live_server, count: int) -> None:
     assert numbers == list(range(1, count + 1))
     printed = {body["invoice_number"] for _, body in results}
     assert printed == {f"INV-{n:06d}" for n in range(1, count + 1)}
+    # The issue time is taken after the number: in number order, issue times never fall.
+    in_order = sorted((body for _, body in results), key=_number)
+    issued = [datetime.fromisoformat(body["issued_at"]) for body in in_order]
+    assert issued == sorted(issued), "a higher number was issued earlier"
     with app.app_context():
         entity = db.session.scalars(
             select(BillingEntity).where(BillingEntity.account_id == tenant.account_id)
         ).one()
         assert entity.next_invoice_number == count + 1
         db.session.remove()
+
+
+def _number(body: dict) -> int:
+    return int(body["number"])
 
 
 @pytest.mark.slow
@@ -176,7 +185,7 @@ def test_a_draft_changed_between_read_and_write_is_refused_and_leaves_nothing(
     UPDATE goes with the audit record (on PostgreSQL in one statement), so when another
     writer edited the draft in between, the answer is 400 and nothing stays: no number
     taken, no audit record, no PDF due, the draft as the other writer left it."""
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from sqlalchemy import func, update
 

@@ -121,15 +121,19 @@ def record_due(
 
 
 def due_write(
-    invoice: Invoice, entity: BillingEntity, customer: Customer
+    invoice: Invoice,
+    entity: BillingEntity,
+    customer: Customer,
+    snapshot: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """`record_due` as (statement, parameters), for `audit.record(with_writes=...)`: on
-    PostgreSQL it then costs no round trip of its own."""
+    PostgreSQL it then costs no round trip of its own. `snapshot`: `take_snapshot`'s, if
+    the caller took it already."""
     assert invoice.id is not None
     return _INSERT_DUE, {
         "wd_invoice_id": invoice.id,
         "wd_account_id": invoice.account_id,
-        "wd_snapshot": take_snapshot(invoice, entity, customer),
+        "wd_snapshot": snapshot or take_snapshot(invoice, entity, customer),
         "wd_created_at": invoice.issued_at,
     }
 

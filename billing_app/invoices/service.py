@@ -61,7 +61,7 @@ from ..database import (
     utcnow,
     write_transaction,
 )
-from ..documents.snapshot import due_write
+from ..documents.snapshot import due_write, take_snapshot
 from ..entities.models import BillingEntity
 from ..entities.service import format_number
 from ..errors import InvalidInput, InvalidState, NotFound
@@ -880,29 +880,27 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
     customer = cast(Customer, _prefixed(row, "c_"))
     before = _snapshot(invoice)
     seen_updated_at = row.updated_at
-    now = utcnow()
-
-    def issuing(balance: int) -> tuple[Issue, tuple[Any, dict[str, Any]]]:
-        """The terms, and the PDF's due row (written with the audit record below)."""
-        issue = issue_terms(
-            invoice, customer.net_payment_term, entity.net_payment_term, balance, now
-        )
-        invoice.issued_at = issue.issued_at
-        return issue, due_write(invoice, entity, customer)
-
     # Everything that needs no lock is worked out before the write: the number series
     # (and on SQLite the database) stays locked from the number to commit, and every
     # finalize of the issuer waits for that, so as little as possible happens in it.
-    terms = None if row.wallets_with_credit else issuing(0)
+    customer_term, entity_term = customer.net_payment_term, entity.net_payment_term
+    balance, totals = 0, None
+    if not row.wallets_with_credit:
+        # No prepaid credit to apply: the totals need no locked read.
+        totals = issue_terms(invoice, customer_term, entity_term, 0, utcnow()).totals
+    snapshot = take_snapshot(invoice, entity, customer)
     with core_write(conn):
-        if terms is None:
+        if totals is None:
             # Prepaid credit may apply: its balance is read under lock.
             balance = conn.execute(
                 _WALLET_BALANCE, {"customer": row.customer_id, "currency": row.currency}
             ).scalar_one()
-            terms = issuing(balance)
-        issue, due = terms
         number = take_number(entity.id, conn)
+        # The issue time is read after the number: numbers and issue times rise together.
+        now = utcnow()
+        issue = issue_terms(invoice, customer_term, entity_term, balance, now, totals=totals)
+        invoice.issued_at = issue.issued_at
+        due = due_write(invoice, entity, customer, snapshot)
         printed = format_number(entity, number, now.astimezone(ZoneInfo(entity.timezone or "UTC")))
         base, alternative = _handle_candidates(printed, invoice_id)
         _apply_issue(invoice, issue, number, printed, base)
