@@ -360,11 +360,12 @@ def core_connection() -> Iterator[Connection]:
     SQLite: a pooled connection per use; reads run in an implicit read transaction that
     `core_write` ends before it takes the write lock (BEGIN IMMEDIATE).
 
-    PostgreSQL: one connection per request (kept in `flask.g`, closed at teardown), and
-    the reads and the write share its transaction: the key lookup, the reads and the
-    writes of a create are one BEGIN ... COMMIT, without a round trip to end a read
-    transaction or to check out a second connection. (Between statements a READ
-    COMMITTED transaction holds no snapshot, so reads stay current.)
+    PostgreSQL: one connection per request (kept in `flask.g`, closed at teardown), in
+    autocommit mode: the key lookup and the reads run without a BEGIN (at READ COMMITTED
+    each statement takes its own snapshot in a transaction or not, so they read what they
+    would read in one), and `core_write` sends BEGIN for a write of several statements.
+    The one-off create's write is one statement, a transaction by itself: its request is
+    three round trips (key, read, write) instead of five.
 
     Called inside a session write transaction (a service composing others), it joins that
     transaction instead: the session's pending changes are flushed first, and
@@ -384,7 +385,9 @@ def core_connection() -> Iterator[Connection]:
     if engine.dialect.name != "sqlite" and has_app_context():
         conn = g.get(_REQUEST_CONNECTION)
         if conn is None or conn.closed:
-            conn = engine.connect()
+            # Autocommit: the reads need no BEGIN round trip, and a write of one statement
+            # (the one-off create) is its own transaction; `core_write` begins one for more.
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             setattr(g, _REQUEST_CONNECTION, conn)
         yield conn
         return
@@ -401,17 +404,23 @@ def close_request_connection(_exc: BaseException | None = None) -> None:
 
 
 @contextmanager
-def core_write(conn: Connection) -> Iterator[Connection]:
+def core_write(conn: Connection, *, one_statement: bool = False) -> Iterator[Connection]:
     """One write transaction on `conn`, committed at the end and rolled back on any error;
     inside a joined session transaction, just that one. SQLite: the read transaction is
-    ended and the write starts with BEGIN IMMEDIATE. PostgreSQL: a transaction the reads
-    began goes on (see core_connection)."""
+    ended and the write starts with BEGIN IMMEDIATE. PostgreSQL: the request's connection
+    is in autocommit mode (see core_connection), so BEGIN is sent here, unless the caller
+    writes `one_statement` only: a single statement is a transaction by itself, and its
+    BEGIN and COMMIT would be two round trips for nothing."""
     if conn.info.get("joined"):
         yield conn
         return
     if conn.dialect.name != "sqlite":
         if not conn.in_transaction():
             conn.begin()
+        dbapi_connection: Any = conn.connection.dbapi_connection
+        if not one_statement and dbapi_connection.autocommit:
+            # Not through the cursor events: it is the BEGIN psycopg would send itself.
+            dbapi_connection.execute("BEGIN")
         try:
             yield conn
         except BaseException:

@@ -168,3 +168,54 @@ def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(data
     finally:
         table.drop(engine)
         engine.dispose()
+
+
+def test_postgres_round_trips_of_create_and_finalize(app, api, is_postgres, tmp_path):
+    """On PostgreSQL the request's connection reads in autocommit: the one-off create
+    (key, read, one write statement) sends no BEGIN or COMMIT; finalize (several writes)
+    sends exactly one of each, around its writes. Read off psycopg's protocol trace."""
+    import pytest
+    from sqlalchemy import event
+
+    from billing_app.extensions import db
+
+    if not is_postgres:
+        pytest.skip("PostgreSQL's round trips")
+    customer = api.customer()
+    trace = tmp_path / "trace.txt"
+    with app.app_context():
+        engine = db.engine
+        engine.dispose()
+    out = trace.open("w")
+
+    def traced(dbapi_connection, _record):
+        dbapi_connection.pgconn.trace(out.fileno())
+
+    event.listen(engine, "connect", traced)
+    try:
+
+        def commands(fn):
+            out.flush()
+            start = trace.stat().st_size
+            fn()
+            out.flush()
+            text = trace.read_text()[start:]
+            return [
+                line.split("\t")[4].strip()
+                for line in text.splitlines()
+                if "\tF\t" in line and "\tQuery\t" in line
+            ]
+
+        created = {}
+        sent = commands(lambda: created.update(api.invoice(customer["id"])))
+        assert created["status"] == "draft"
+        assert not [c for c in sent if c.strip('"') in ("BEGIN", "COMMIT")], sent
+        sent = commands(lambda: api.post(f"/v1/invoices/{created['id']}/finalize"))
+        assert [c.strip('"') for c in sent].count("BEGIN") == 1, sent
+        assert [c.strip('"') for c in sent].count("COMMIT") == 1, sent
+        assert api.get(f"/v1/invoices/{created['id']}").get_json()["number"] == 1
+    finally:
+        event.remove(engine, "connect", traced)
+        out.close()
+        with app.app_context():
+            db.engine.dispose()

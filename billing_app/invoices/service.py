@@ -582,7 +582,8 @@ def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest)
     _store_totals(cast(Invoice, invoice), totals)
     for line in lines:
         line.invoice_id = invoice.id
-    with core_write(conn):
+    # On PostgreSQL the invoice, its lines and the audit record are one statement.
+    with core_write(conn, one_statement=conn.dialect.name == "postgresql"):
         try:
             _store_new_invoice(
                 conn, account_id, invoice, lines, after=_snapshot(cast(Invoice, invoice))
