@@ -12,13 +12,13 @@ import os
 import time
 import uuid
 from collections import namedtuple
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import g, has_app_context
 from sqlalchemy import DateTime, String, event
@@ -28,6 +28,8 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
 
 from .extensions import db
+
+_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -242,20 +244,11 @@ def _run_on_cursor(
     shape: list[Any] | None = None,
 ) -> _Rows:
     """Inside the connection's open transaction: run on a cursor of its driver
-    connection, as SQLAlchemy would, minus its execution context. The cursor events still
-    fire (statement counts in tests and benches), and driver errors are raised as
-    SQLAlchemy's (an IntegrityError stays one). `shape`: where a constant statement keeps
-    its row type once known (empty until the first run)."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    events = conn._has_events or conn.engine._has_events
-    try:
-        if events:
-            for fn in conn.dispatch.before_cursor_execute:
-                sql, args = fn(conn, cursor, sql, args, None, many)
-        if many:
-            cursor.executemany(sql, args)
-        else:
-            cursor.execute(sql, args)
+    connection, as SQLAlchemy would, minus its execution context (`on_driver_cursor`).
+    Rows are named tuples with the result processors applied. `shape`: where a constant
+    statement keeps its row type once known (empty until the first run)."""
+
+    def read(cursor: Any) -> _Rows:
         if shape:
             make = shape[0]
         else:
@@ -272,7 +265,29 @@ def _run_on_cursor(
                 ]
             else:
                 rows = [make(*row) for row in rows]
-        result = _Rows(rows, cursor.rowcount)
+        return _Rows(rows, cursor.rowcount)
+
+    return on_driver_cursor(conn, sql, args, many, read)
+
+
+def on_driver_cursor(
+    conn: Connection, sql: str, args: Any, many: bool, read: Callable[[Any], _T]
+) -> _T:
+    """Run `sql` on a cursor of the connection's driver connection and return what `read`
+    takes from that cursor. The cursor events still fire (statement counts in tests and
+    benches), and driver errors are raised as SQLAlchemy's (an IntegrityError stays one).
+    The caller sees to the transaction."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    events = conn._has_events or conn.engine._has_events
+    try:
+        if events:
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, args = fn(conn, cursor, sql, args, None, many)
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+        result = read(cursor)
         if events:
             conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
     except conn.dialect.loaded_dbapi.Error as exc:

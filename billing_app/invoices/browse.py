@@ -33,12 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from ..audit.models import AuditRecord
 from ..crud import contains_pattern
 from ..customers.models import Customer
-from ..database import precompiled
+from ..database import on_driver_cursor, precompiled
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
 from ..reads import read_connection
@@ -143,27 +142,12 @@ def _run(
 def _fetch_all(conn: Connection, sql: str, args: Any) -> list[Any]:
     """The rows of `sql`, as the driver returns them, from a cursor of the connection's
     driver connection: what `exec_driver_sql(...).fetchall()` gives, without SQLAlchemy's
-    execution context and result object (the cursor events still fire, driver errors are
-    still SQLAlchemy's). On SQLite inside the read transaction, begun here if need be."""
+    execution context and result object (`database.on_driver_cursor`: the cursor events
+    still fire, driver errors are still SQLAlchemy's). On SQLite inside the read
+    transaction, begun here if need be."""
     if not conn.in_transaction():
         conn.begin()
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    events = conn._has_events or conn.engine._has_events
-    try:
-        if events:
-            for fn in conn.dispatch.before_cursor_execute:
-                sql, args = fn(conn, cursor, sql, args, None, False)
-        cursor.execute(sql, args)
-        rows = cursor.fetchall()
-        if events:
-            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, False)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(
-            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    finally:
-        cursor.close()
-    return list(rows)
+    return on_driver_cursor(conn, sql, args, False, lambda cursor: list(cursor.fetchall()))
 
 
 def _sqlite_uuid(value: uuid.UUID) -> str:
