@@ -133,7 +133,7 @@ def due_write(
     return _INSERT_DUE, {
         "wd_invoice_id": invoice.id,
         "wd_account_id": invoice.account_id,
-        "wd_snapshot": snapshot or take_snapshot(invoice, entity, customer),
+        "wd_snapshot": take_snapshot(invoice, entity, customer) if snapshot is None else snapshot,
         "wd_created_at": invoice.issued_at,
     }
 

@@ -770,8 +770,8 @@ _LINES_FOR_ISSUE = (
 )
 # The invoice, its issuer and its customer in one query: entity and customer columns are
 # prefixed `e_` / `c_` so they do not collide with the invoice's. The tables are read
-# under one-letter aliases: with the lines and the number added (PostgreSQL, below) the
-# statement stays under 4 096 bytes, the longest psycopg keeps parsed between runs.
+# under one-letter aliases: with the lines added (PostgreSQL, below) the statement stays
+# well under 4 096 bytes, the longest psycopg keeps parsed between runs.
 _I, _E, _C = _IT.alias("i"), _BE.alias("e"), _CT.alias("c")
 _ISSUE_READ = (
     select(
