@@ -7,7 +7,7 @@ import http.client
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlparse
 
@@ -99,23 +99,44 @@ def test_drafts_take_no_number(api):
     assert done["invoice_number"] == "INV-000001"
 
 
-def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(api, app, monkeypatch):
+@pytest.mark.parametrize("where", ["transaction", "statement"])
+def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(
+    api, monkeypatch, is_postgres, where
+):
+    """`transaction`: the write of several statements (SQLite; PostgreSQL when the entity's
+    numbers are formatted in Python) fails after the number's statement. `statement`:
+    PostgreSQL's one-statement finalize fails in the audit record's INSERT, after the
+    parts of the statement that took the number and updated the invoice."""
+    if where == "statement" and not is_postgres:
+        pytest.skip("the one-statement finalize is PostgreSQL's")
     customer = api.customer()
     first = api.invoice(customer["id"])
     second = api.invoice(customer["id"])
 
-    real_record = audit_service.record
+    with monkeypatch.context() as patch:
+        if where == "transaction":
+            real_record = audit_service.record
 
-    def failing_record(account_id, action, *args, **kwargs):
-        if action == "invoice.finalized":
-            raise RuntimeError("injected failure after the number was taken")
-        return real_record(account_id, action, *args, **kwargs)
+            def failing_record(account_id, action, *args, **kwargs):
+                if action == "invoice.finalized":
+                    raise RuntimeError("injected failure after the number was taken")
+                return real_record(account_id, action, *args, **kwargs)
 
-    monkeypatch.setattr(audit_service, "record", failing_record)
-    failed = api.post(f"/v1/invoices/{first['id']}/finalize")
-    assert failed.status_code == 500
-    assert failed.get_json() == {"detail": "Internal server error"}
-    monkeypatch.setattr(audit_service, "record", real_record)
+            patch.setattr(audit_service, "record", failing_record)
+            patch.setattr(invoices, "number_template", lambda pattern, prefix: None)
+        else:
+            real_template = audit_service.template
+
+            def too_long_action(*args, **kwargs):
+                made = real_template(*args, **kwargs)
+                # audit_records.action is 64 characters at most: the INSERT fails.
+                made.params["r_action"] = "x" * 65
+                return made
+
+            patch.setattr(audit_service, "template", too_long_action)
+        failed = api.post(f"/v1/invoices/{first['id']}/finalize")
+        assert failed.status_code == 500
+        assert failed.get_json() == {"detail": "Internal server error"}
 
     assert api.get(f"/v1/invoices/{first['id']}").get_json()["status"] == "draft"
     again = api.post(f"/v1/invoices/{second['id']}/finalize").get_json()
@@ -233,3 +254,133 @@ def test_a_draft_changed_between_read_and_write_is_refused_and_leaves_nothing(
     assert api.post(f"/v1/invoices/{draft['id']}/finalize").get_json()["number"] == 2
     with app.app_context():
         assert audit_service.verify_chain(tenant.account_id) is None
+
+
+# Every {number} spec validate_number_pattern admits, and literal text JSON and handles
+# must escape or replace.
+_SPECS = ["", ":0", ":1", ":4", ":6", ":12", ":00", ":04", ":06", ":012", ":0d", ":6d", ":06d"]
+_PATTERNS = [
+    "{prefix}-{number%s}",
+    "{prefix}/{YYYY}/{MM}/{number%s}",
+    'Nº "{number%s}" \\ {YYYY}{MM} {prefix}',
+    "{number%s}-{prefix}-{number%s}",
+]
+
+
+def _finish(template: str, number: str, year: str, month: str) -> str:
+    """What the finalize statement does with a template (see finalize_pg)."""
+    return template.replace("\x01", number).replace("\x02", year).replace("\x03", month)
+
+
+@pytest.mark.parametrize("spec", _SPECS)
+@pytest.mark.parametrize("pattern", _PATTERNS)
+@pytest.mark.parametrize("prefix", [None, "UK", 'A"\\b', "Ünïcode €"])
+def test_number_templates_give_what_format_number_gives(spec, pattern, prefix):
+    from types import SimpleNamespace
+
+    from billing_app.entities.service import (
+        HANDLE_UNSAFE,
+        format_number,
+        number_template,
+        validate_number_pattern,
+    )
+
+    pattern = validate_number_pattern(pattern.replace("%s", spec))
+    template = number_template(pattern, prefix)
+    assert template is not None
+    entity = SimpleNamespace(number_pattern=pattern, invoice_prefix=prefix)
+    issued = datetime(2026, 3, 7, 12, 0)
+    for number in (1, 42, 123456, 1234567, 10**12):
+        expected = format_number(entity, number, issued)  # type: ignore[arg-type]
+        digits = str(number)
+        width = max(template.width, len(digits))
+        printed = _finish(template.printed, digits.rjust(width, template.fill), "2026", "03")
+        handle = _finish(template.handle, digits.rjust(width, template.handle_fill), "2026", "03")
+        as_json = _finish(template.json, digits.rjust(width, template.fill), "2026", "03")
+        assert printed == expected
+        assert handle == "inv-" + HANDLE_UNSAFE.sub("-", expected)
+        assert as_json == json.dumps(expected, ensure_ascii=False)
+        assert template.dated == ("{YYYY}" in pattern or "{MM}" in pattern)
+
+
+def test_numbers_no_template_can_hold_are_formatted_in_python():
+    from billing_app.entities.service import number_template
+
+    assert number_template("{prefix}-{number:04}-{number:06}", None) is None
+    assert number_template("{prefix}-{number}", "A\x01") is None
+    assert number_template("{number:4}-{number:4}", None) is not None
+
+
+@pytest.mark.parametrize(
+    ("prefix", "pattern", "timezone", "term", "price"),
+    [
+        (None, None, "UTC", 30, 100),
+        ('Q"\\', "{prefix} {YYYY}-{MM} #{number:5}", "Pacific/Kiritimati", 0, 250),
+        ("Ünï", "{prefix}/{MM}/{number}", "America/Adak", 14, 0),
+    ],
+)
+def test_one_statement_finalize_writes_what_the_python_path_writes(
+    app, api, is_postgres, monkeypatch, prefix, pattern, timezone, term, price
+):
+    """PostgreSQL finishes the printed number, handle, dates and audit record in its
+    finalize statement: they must be what the several-statement path (SQLite's, and
+    PostgreSQL's when prepaid credit applies) writes for the same invoice."""
+    from zoneinfo import ZoneInfo
+
+    from billing_app.audit.service import history, verify_chain
+    from billing_app.customers.models import Customer
+    from billing_app.documents.models import InvoiceDocument
+    from billing_app.documents.snapshot import take_snapshot
+    from billing_app.entities.service import format_number
+
+    if not is_postgres:
+        pytest.skip("the one-statement finalize is PostgreSQL's")
+    body = {"code": "e", "name": "E", "timezone": timezone, "net_payment_term": term}
+    if prefix is not None:
+        body["invoice_prefix"] = prefix
+    if pattern is not None:
+        body["number_pattern"] = pattern
+    entity_id = api.post("/v1/billing_entities/", body).get_json()["id"]
+    customer = api.customer()
+    answers = []
+    for path in ("python", "statement"):
+        line = {"description": "Work", "quantity": 1, "unit_price": price, "amount": price}
+        draft = api.invoice(customer["id"], [line], billing_entity_id=entity_id)
+        with monkeypatch.context() as patch:
+            if path == "python":
+                patch.setattr(invoices, "number_template", lambda pattern, prefix: None)
+            done = api.post(f"/v1/invoices/{draft['id']}/finalize")
+        assert done.status_code == 200, done.get_json()
+        answers.append(done.get_json())
+    with app.app_context():
+        entity = db.session.get(BillingEntity, uuid.UUID(entity_id))
+        for number, answer in enumerate(answers, start=1):
+            invoice = db.session.get(Invoice, uuid.UUID(answer["id"]))
+            assert invoice.number == number
+            local = invoice.issued_at.astimezone(ZoneInfo(timezone))
+            assert invoice.invoice_number == format_number(entity, number, local)
+            assert answer["invoice_number"] == invoice.invoice_number
+            assert (
+                invoice.handle == invoices._handle_candidates(invoice.invoice_number, invoice.id)[0]
+            )
+            assert invoice.due_at == invoice.issued_at + timedelta(days=term)
+            assert invoice.updated_at == invoice.issued_at
+            assert invoice.state == ("paid" if price == 0 else "open")
+            assert invoice.paid_at == (invoice.issued_at if price == 0 else None)
+            document = db.session.get(InvoiceDocument, invoice.id)
+            assert document.state == "due" and document.created_at == invoice.issued_at
+            customer_row = db.session.get(Customer, invoice.customer_id)
+            assert document.snapshot == take_snapshot(invoice, entity, customer_row)
+            [_created, finalized] = history(api.tenant.account_id, "invoice", invoice.id)
+            assert finalized.action == "invoice.finalized"
+            assert finalized.before["state"] == "draft" and finalized.before["number"] is None
+            assert finalized.after == {
+                "state": invoice.state,
+                "number": number,
+                "invoice_number": invoice.invoice_number,
+                "total_minor": invoice.total_minor,
+                "vat_minor": invoice.vat_minor,
+                "currency": invoice.currency,
+            }
+        assert answers[0]["issued_at"] < answers[1]["issued_at"]
+        assert verify_chain(api.tenant.account_id) is None

@@ -9,10 +9,13 @@ had 4 999 bytes; they must stay cacheable.
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg._queries as psycopg_queries
 from sqlalchemy.dialects import postgresql
 
 from billing_app.audit.service import _append_with
+from billing_app.customers.models import Wallet
 from billing_app.invoices import service as invoices
 
 LIMIT_BYTES = getattr(psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", 4096)
@@ -31,12 +34,14 @@ def test_one_off_create_statement_stays_cacheable_by_psycopg():
 
 
 def test_finalize_statements_stay_cacheable_by_psycopg():
-    """Finalize's read (invoice, issuer, customer, lines as JSON) and its
-    audit statement (with the invoice's UPDATE as the guard, and the PDF's due row)."""
+    """Finalize's read (invoice, issuer, customer, lines as JSON), its one write statement
+    (`finalize_pg`), and the audit statement of the write in several statements (with the
+    invoice's UPDATE as the guard, and the PDF's due row)."""
     from billing_app.documents.snapshot import _INSERT_DUE
+    from billing_app.invoices import finalize_pg
 
     audit = _append_with((invoices._ISSUE_UPDATE, _INSERT_DUE), 0)
-    for statement in (invoices._ISSUE_READ_WITH_LINES, audit):
+    for statement in (invoices._ISSUE_READ_WITH_LINES, finalize_pg._ISSUE.statement, audit):
         compiled = _compiled(statement)
         assert len(str(compiled).encode()) <= LIMIT_BYTES
         assert len(compiled.params) <= LIMIT_PARAMS
@@ -171,9 +176,10 @@ def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(data
 
 
 def test_postgres_round_trips_of_create_and_finalize(app, api, is_postgres, tmp_path):
-    """On PostgreSQL the request's connection reads in autocommit: the one-off create
-    (key, read, one write statement) sends no BEGIN or COMMIT; finalize (several writes)
-    sends exactly one of each, around its writes. Read off psycopg's protocol trace."""
+    """On PostgreSQL the request's connection reads in autocommit, and the one-off create
+    and finalize each write with one statement: three round trips each (the key, the
+    read, the write), no BEGIN or COMMIT. A finalize that applies prepaid credit writes
+    several statements, in one transaction. Read off psycopg's protocol trace."""
     import pytest
     from sqlalchemy import event
 
@@ -200,20 +206,39 @@ def test_postgres_round_trips_of_create_and_finalize(app, api, is_postgres, tmp_
             fn()
             out.flush()
             text = trace.read_text()[start:]
-            return [
-                line.split("\t")[4].strip()
-                for line in text.splitlines()
-                if "\tF\t" in line and "\tQuery\t" in line
-            ]
+            sent = [line.split("\t") for line in text.splitlines() if "\tF\t" in line]
+            queries = [fields[4].strip().strip('"') for fields in sent if fields[3] == "Query"]
+            # Every statement, and BEGIN and COMMIT, ends with a Sync or is a Query.
+            trips = sum(fields[3] in ("Sync", "Query") for fields in sent)
+            return queries, trips
 
         created = {}
-        sent = commands(lambda: created.update(api.invoice(customer["id"])))
+        sent, trips = commands(lambda: created.update(api.invoice(customer["id"])))
         assert created["status"] == "draft"
-        assert not [c for c in sent if c.strip('"') in ("BEGIN", "COMMIT")], sent
-        sent = commands(lambda: api.post(f"/v1/invoices/{created['id']}/finalize"))
-        assert [c.strip('"') for c in sent].count("BEGIN") == 1, sent
-        assert [c.strip('"') for c in sent].count("COMMIT") == 1, sent
+        assert not [c for c in sent if c in ("BEGIN", "COMMIT")], sent
+        assert trips == 3
+        sent, trips = commands(lambda: api.post(f"/v1/invoices/{created['id']}/finalize"))
+        assert not [c for c in sent if c in ("BEGIN", "COMMIT")], sent
+        assert trips == 3
         assert api.get(f"/v1/invoices/{created['id']}").get_json()["number"] == 1
+
+        credited = api.invoice(customer["id"])
+        with app.app_context():
+            db.session.add(
+                Wallet(
+                    account_id=api.tenant.account_id,
+                    customer_id=uuid.UUID(customer["id"]),
+                    currency="EUR",
+                    balance_minor=100,
+                )
+            )
+            db.session.commit()
+        sent, trips = commands(lambda: api.post(f"/v1/invoices/{credited['id']}/finalize"))
+        assert sent.count("BEGIN") == 1 and sent.count("COMMIT") == 1, sent
+        done = api.get(f"/v1/invoices/{credited['id']}").get_json()
+        assert done["number"] == 2
+        assert done["prepaid_credit_amount_cents"] == "100"  # the credit applied
+        assert int(done["total_cents"]) == int(credited["total_cents"]) - 100
     finally:
         event.remove(engine, "connect", traced)
         out.close()

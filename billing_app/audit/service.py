@@ -153,20 +153,8 @@ def record(
     unit of work), as it is on every write path: on PostgreSQL one statement that also
     computes the hash (`_APPEND_PG`), elsewhere three (take the head, insert, move it).
     """
-    actor = current_actor()
     conn = conn or db.session.connection()
-    row: dict[str, Any] = {
-        "account_id": account_id,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "before": jsonable(before) if before is not None else None,
-        "after": jsonable(after) if after is not None else None,
-        "request_id": actor.request_id,
-        "created_at": utcnow(),
-    }
+    row = _row(account_id, action, object_type, object_id, before, after)
     if conn.dialect.name == "postgresql":
         # One statement: lock the head, hash in the database, move the head, insert.
         prefix = _canonical_without_seq(row)
@@ -198,6 +186,80 @@ def record(
     insert_record.execute(conn, row)
     set_head.execute(conn, {"account": account_id, "head": row["hash"]})
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A record for a PostgreSQL statement that works out some of its `after` values
+    itself (`template`): its columns as `r_`-prefixed parameters (`after` left out), and
+    the text of its canonical content and of its `after` split at those values. The
+    statement joins the pieces with the values' JSON (`canonical` then continues with the
+    record's sequence number and `}`), hashes the canonical text after the previous head
+    as `_digest` does, and stores the joined `after` as the record's."""
+
+    params: dict[str, Any]
+    canonical: list[str]
+    after: list[str]
+
+
+def template(
+    account_id: uuid.UUID,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    *,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    marks: Sequence[str],
+) -> Template | None:
+    """`Template` of the record `record` would append, where the `after` values that are
+    the strings `marks` are left to the statement, in that order. None if the record's
+    text holds a mark anywhere else (say, a client's request id): the caller then appends
+    it with `record`."""
+    row = _row(account_id, action, object_type, object_id, before, after)
+    canonical = _split(_canonical_without_seq(row), marks)
+    after_text = json.dumps(row["after"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    after_parts = _split(after_text, marks)
+    if canonical is None or after_parts is None:
+        return None
+    params = {f"r_{key}": value for key, value in row.items() if key != "after"}
+    return Template(params, canonical, after_parts)
+
+
+def _split(text: str, marks: Sequence[str]) -> list[str] | None:
+    """`text` cut at each mark's JSON (each found once, in order), or None."""
+    pieces = []
+    for mark in marks:
+        encoded = json.dumps(mark)
+        before, found, text = text.partition(encoded)
+        if not found or encoded in before or encoded in text:
+            return None
+        pieces.append(before)
+    return [*pieces, text]
+
+
+def _row(
+    account_id: uuid.UUID,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The record's columns but its place in the chain (seq, prev_hash, hash)."""
+    actor = current_actor()
+    return {
+        "account_id": account_id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": jsonable(before) if before is not None else None,
+        "after": jsonable(after) if after is not None else None,
+        "request_id": actor.request_id,
+        "created_at": utcnow(),
+    }
 
 
 def _canonical_without_seq(row: dict[str, Any]) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +52,77 @@ def format_number(entity: BillingEntity, number: int, issued_local: datetime) ->
         number=number,
         YYYY=f"{issued_local.year:04d}",
         MM=f"{issued_local.month:02d}",
+    )
+
+
+# Where a number template has the issued number, its year and its month (see
+# `number_template`): characters no prefix or pattern may contain.
+NUMBER_MARK, YEAR_MARK, MONTH_MARK = "\x01", "\x02", "\x03"
+_MARKS = re.compile("[\x01-\x03]")
+# What an invoice handle may not hold (each such character becomes `-`).
+HANDLE_UNSAFE = re.compile(r"[^a-zA-Z0-9_.\-@]")
+
+
+@dataclass(frozen=True, slots=True)
+class NumberTemplate:
+    """`format_number`'s answer and the handle made from it, with the parts known only
+    once the number is taken left as marks (`NUMBER_MARK`, `YEAR_MARK`, `MONTH_MARK`), so
+    that the database can finish them in the statement that takes the number.
+
+    `printed`: the printed number. `handle`: `inv-` and the printed number with every
+    character a handle may not hold as `-`. `json`: the printed number as it appears
+    as a JSON string, quotes included (as `json.dumps` writes it). The number mark stands for
+    the number padded on the left with `fill` (`handle_fill` in the handle) to at least
+    `width` characters; the year mark for four digits, the month mark for two, both in
+    the entity's time zone."""
+
+    printed: str
+    handle: str
+    json: str
+    width: int
+    fill: str
+    handle_fill: str
+    dated: bool  # has a year or a month mark
+
+
+def number_template(pattern: str | None, prefix: str | None) -> NumberTemplate | None:
+    """The template of `format_number`'s numbers for this pattern and prefix; None when
+    they cannot be written as one (a prefix holding a mark character, or two {number}
+    tokens padded differently): the caller then formats the number itself."""
+    pattern = pattern or DEFAULT_NUMBER_PATTERN
+    prefix = prefix or "INV"
+    if _MARKS.search(pattern) or _MARKS.search(prefix):
+        return None
+    parts: list[tuple[str, str]] = []  # (literal text, "") or ("", mark)
+    spec: str | None = None
+    at = 0
+    for token in _PATTERN_TOKENS.finditer(pattern):
+        parts.append((pattern[at : token.start()], ""))
+        name, _, token_spec = token.group(1).partition(":")
+        if name == "prefix":
+            parts.append((prefix, ""))
+        elif name == "number":
+            if spec is not None and token_spec != spec:
+                return None
+            spec = token_spec
+            parts.append(("", NUMBER_MARK))
+        else:
+            parts.append(("", YEAR_MARK if name == "YYYY" else MONTH_MARK))
+        at = token.end()
+    parts.append((pattern[at:], ""))
+    marks = {mark for _, mark in parts}
+    digits = (spec or "").removesuffix("d")
+    zero = digits.startswith("0")
+    return NumberTemplate(
+        printed="".join(text or mark for text, mark in parts),
+        handle="inv-" + "".join(HANDLE_UNSAFE.sub("-", text) or mark for text, mark in parts),
+        json='"'
+        + "".join(json.dumps(text, ensure_ascii=False)[1:-1] or mark for text, mark in parts)
+        + '"',
+        width=int(digits or 0),
+        fill="0" if zero else " ",
+        handle_fill="0" if zero else "-",
+        dated=bool(marks & {YEAR_MARK, MONTH_MARK}),
     )
 
 

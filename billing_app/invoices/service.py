@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -63,13 +62,13 @@ from ..database import (
 )
 from ..documents.snapshot import due_write, take_snapshot
 from ..entities.models import BillingEntity
-from ..entities.service import format_number
+from ..entities.service import HANDLE_UNSAFE, format_number, number_template
 from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
 from ..taxes.models import TaxRate
 from ..taxes.service import TaxTable, load_tax_table, tax_table
-from . import calc
+from . import calc, finalize_pg
 from .models import (
     DRAFT,
     FAILED,
@@ -83,7 +82,6 @@ from .models import (
 from .records import INVOICE_COLUMNS, LineRecord, invoice_record, invoice_row
 
 MAX_LINES = 500
-_HANDLE_UNSAFE = re.compile(r"[^a-zA-Z0-9_.\-@]")
 LINE_KINDS = {"discount": calc.DISCOUNT, "credit": calc.CREDIT}
 
 
@@ -627,8 +625,12 @@ def take_number(entity_id: uuid.UUID, conn: Any = None) -> int:
 def _handle_candidates(printed: str, invoice_id: uuid.UUID) -> tuple[str, str]:
     """`inv-<printed number>`, and the one to use if another issuer of the account printed
     the same number."""
-    base = "inv-" + _HANDLE_UNSAFE.sub("-", printed)
-    return base, f"{base}-{invoice_id.hex[:8]}"
+    base = "inv-" + HANDLE_UNSAFE.sub("-", printed)
+    return base, base + _handle_suffix(invoice_id)
+
+
+def _handle_suffix(invoice_id: uuid.UUID) -> str:
+    return f"-{invoice_id.hex[:8]}"
 
 
 def _handle_for(
@@ -653,6 +655,11 @@ class Issue:
     paid_at: datetime | None
 
 
+def payment_term(customer_term: int | None, entity_term: int) -> int:
+    """Days from issue to due: the customer's term, else the entity's."""
+    return customer_term if customer_term is not None else entity_term
+
+
 def issue_terms(
     invoice: Invoice,
     customer_term: int | None,
@@ -671,7 +678,7 @@ def issue_terms(
         raise InvalidState("Only draft invoices can be finalized")
     due = invoice.due_at
     if due is None:
-        due = now + timedelta(days=customer_term if customer_term is not None else entity_term)
+        due = now + timedelta(days=payment_term(customer_term, entity_term))
     if totals is None or wallet_balance or invoice.progressive_credit_minor:
         totals = calc.compute_totals(
             line_inputs(invoice.lines),
@@ -888,7 +895,14 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
     balance, totals = 0, None
     if not row.wallets_with_credit:
         # No prepaid credit to apply: the totals need no locked read.
-        totals = issue_terms(invoice, customer_term, entity_term, 0, utcnow()).totals
+        early = issue_terms(invoice, customer_term, entity_term, 0, utcnow())
+        totals = early.totals
+        if postgres:
+            done = _finalize_in_one_statement(
+                conn, invoice, entity, customer, early, seen_updated_at, before
+            )
+            if done is not None:
+                return done
     snapshot = take_snapshot(invoice, entity, customer)
     with core_write(conn):
         if totals is None:
@@ -934,11 +948,71 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
         )
         if stored is None:
             # Finalized, deleted or edited by someone else since we read it.
-            raise InvalidState(
-                "The invoice changed meanwhile; only draft invoices can be "
-                "finalized (reload it and try again)"
-            )
+            raise InvalidState(_CHANGED_MEANWHILE)
         invoice.handle = stored.handle
+    return invoice
+
+
+_CHANGED_MEANWHILE = (
+    "The invoice changed meanwhile; only draft invoices can be finalized (reload it and try again)"
+)
+
+
+def _finalize_in_one_statement(
+    conn: Any,
+    invoice: Invoice,
+    entity: BillingEntity,
+    customer: Customer,
+    early: Issue,
+    seen_updated_at: datetime,
+    before: dict[str, Any],
+) -> Invoice | None:
+    """PostgreSQL, nothing prepaid to apply: the write as one statement (`finalize_pg`).
+    None when the entity's numbers or the audit record cannot be finished by the database
+    (see `number_template`, `audit.template`): the caller then writes as usual."""
+    template = number_template(entity.number_pattern, entity.invoice_prefix)
+    if template is None:
+        return None
+    invoice_id, account_id = invoice.id, invoice.account_id
+    after = _snapshot(invoice) | {
+        "state": early.state,
+        "total_minor": early.totals.total_minor,
+        "vat_minor": early.totals.vat_minor,
+        "number": finalize_pg.NUMBER_MARK,
+        "invoice_number": finalize_pg.PRINTED_MARK,
+    }
+    record = audit.template(
+        account_id,
+        "invoice.finalized",
+        "invoice",
+        invoice_id,
+        before=before,
+        after=after,
+        marks=(finalize_pg.PRINTED_MARK, finalize_pg.NUMBER_MARK),
+    )
+    if record is None:
+        return None
+    with core_write(conn, one_statement=True):
+        done = finalize_pg.issue(
+            conn,
+            account_id=account_id,
+            invoice_id=invoice_id,
+            entity_id=entity.id,
+            seen_updated_at=seen_updated_at,
+            template=template,
+            timezone=entity.timezone or "UTC",
+            handle_suffix=_handle_suffix(invoice_id),
+            due_at=invoice.due_at,
+            term_days=payment_term(customer.net_payment_term, entity.net_payment_term),
+            totals=early.totals,
+            state=early.state,
+            snapshot=take_snapshot(invoice, entity, customer),
+            record=record,
+        )
+    if done is None:
+        raise InvalidState(_CHANGED_MEANWHILE)
+    issue = Issue(done.issued_at, done.due_at, early.totals, early.state, done.paid_at)
+    _apply_issue(invoice, issue, done.number, done.invoice_number, done.handle)
     return invoice
 
 
