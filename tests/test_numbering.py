@@ -88,6 +88,25 @@ def test_parallel_finalizes_give_exactly_1_to_n(app, tenant, live_server, is_pos
     _parallel_finalize(app, tenant, live_server, 100 if is_postgres else 20)
 
 
+@pytest.mark.slow
+def test_parallel_finalizes_of_one_draft_issue_it_once(app, tenant, live_server):
+    """Ten clients finalize the same draft at once: one gets it, numbered 1; the others
+    get 400 and take no number (the next draft is numbered 2)."""
+    first, later = _make_drafts(app, tenant, 2)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(
+            pool.map(lambda _: _finalize_over_http(live_server, tenant.api_key, first), range(10))
+        )
+    assert sorted(status for status, _ in results) == [200] + [400] * 9, results
+    [issued] = [body for status, body in results if status == 200]
+    assert issued["number"] == 1
+    status, body = _finalize_over_http(live_server, tenant.api_key, later)
+    assert (status, body["number"]) == (200, 2)
+    with app.app_context():
+        assert audit_service.verify_chain(tenant.account_id) is None
+        db.session.remove()
+
+
 def test_drafts_take_no_number(api):
     customer = api.customer()
     drafts = [api.invoice(customer["id"]) for _ in range(3)]

@@ -843,6 +843,7 @@ def _picks(fields: tuple[str, ...], prefix: str) -> tuple[tuple[int, str], ...]:
     return tuple((i, f[len(prefix) :]) for i, f in enumerate(fields) if f.startswith(prefix))
 
 
+_LOCK_INVOICE = select(_IT.c.id).where(_IT.c.id == bindparam("id")).with_for_update()
 _WALLET_BALANCE = (
     select(_WT.c.balance_minor)
     .where(_WT.c.customer_id == bindparam("customer"), _WT.c.currency == bindparam("currency"))
@@ -905,6 +906,10 @@ def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoic
                 return done
     snapshot = take_snapshot(invoice, entity, customer)
     with core_write(conn):
+        if postgres:
+            # The invoice before the series, as the one-statement finalize locks them: two
+            # finalizes of one draft taking them in opposite orders would deadlock.
+            precompiled(_LOCK_INVOICE).execute(conn, {"id": invoice_id})
         if totals is None:
             # Prepaid credit may apply: its balance is read under lock.
             balance = conn.execute(
