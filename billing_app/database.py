@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from flask import g, has_app_context
@@ -151,7 +152,14 @@ class Precompiled:
                 for column in getattr(compiled, "_result_columns", None) or ()
             )
             found = self._by_dialect[conn.dialect.name] = _Compiled(
-                sql, order, positional, raw, results if any(results) else ()
+                sql,
+                order,
+                positional,
+                raw,
+                results if any(results) else (),
+                tuple(name for name, *_ in order),
+                _taker([name for name, *_ in order]),
+                tuple((i, process) for i, (_, process, *_) in enumerate(order) if process),
             )
         return found
 
@@ -163,6 +171,19 @@ class Precompiled:
             return conn.execute(self.statement, params)
 
         def values(row: dict[str, Any]) -> Any:
+            if c.every_name[0]:
+                # Every parameter given (the usual case): taken in one C call, and only
+                # the values that have a bind processor go through one.
+                try:
+                    out = list(c.take(row))
+                except KeyError:
+                    c.every_name[0] = False  # some are left to the statement: as below
+                else:
+                    for i, process in c.processed:
+                        out[i] = process(out[i])
+                    if c.positional:
+                        return tuple(out)
+                    return dict(zip(c.names, out, strict=True))
             out = []
             for name, process, required, own in c.order:
                 if required or name in row:
@@ -195,10 +216,25 @@ class _Compiled:
     positional: bool
     raw: bool  # may run on the driver's cursor
     results: tuple[Any, ...]  # result processors by position, () when none applies
+    names: tuple[str, ...]  # the parameters, in order
+    take: Callable[[dict[str, Any]], tuple[Any, ...]]  # their values from a dict
+    processed: tuple[tuple[int, Any], ...]  # (position, bind processor) where there is one
     # The row type of the statement's result (None: it has none), learnt from the cursor
     # on the first run: psycopg builds a Column object per column every time
     # `cursor.description` is read, 0.3 ms for finalize's wide first read.
     shape: list[Any] = field(default_factory=list)
+    # Whether callers give every parameter (until one does not).
+    every_name: list[bool] = field(default_factory=lambda: [True])
+
+
+def _taker(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """`names`' values of a dict, as a tuple (itemgetter gives a bare value for one)."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    if not names:
+        return lambda row: ()
+    return itemgetter(*names)
 
 
 class _Rows:

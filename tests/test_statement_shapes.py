@@ -67,7 +67,17 @@ def test_precompiled_stores_what_sqlalchemy_stores():
     from decimal import Decimal
 
     import pytest
-    from sqlalchemy import JSON, Column, Integer, MetaData, Table, create_engine, insert, select
+    from sqlalchemy import (
+        JSON,
+        Column,
+        Integer,
+        MetaData,
+        Table,
+        bindparam,
+        create_engine,
+        insert,
+        select,
+    )
 
     from billing_app.database import DecimalText, Precompiled, UTCDateTime, utcnow
 
@@ -101,6 +111,20 @@ def test_precompiled_stores_what_sqlalchemy_stores():
         with pytest.raises(KeyError, match="touched"):
             Precompiled(touch).execute(conn, {})
         assert conn.execute(select(table.c.amount).where(table.c.n == 1)).scalar_one() == 12.5
+        # A parameter with a value of its own: the given one when given, else its own,
+        # whether or not earlier runs gave every parameter.
+        tagged = Precompiled(
+            insert(table).values(
+                n=bindparam("n"), amount=bindparam("amount", Decimal("7.5"), required=False)
+            )
+        )
+        tagged.execute(conn, {"n": 3, "amount": Decimal("0.1")})
+        tagged.execute(conn, {"n": 4})
+        tagged.execute(conn, {"n": 5, "amount": Decimal(2)})
+        tagged.execute(conn, [{"n": 6, "amount": Decimal(3)}, {"n": 7}])
+        amounts = conn.execute(select(table.c.n, table.c.amount).where(table.c.n > 2)).all()
+        expected = [(3, "0.1"), (4, "7.5"), (5, "2"), (6, "3"), (7, "7.5")]
+        assert sorted(amounts) == [(n, Decimal(text)) for n, text in expected]
 
 
 def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(database_url):
