@@ -62,7 +62,7 @@ def main() -> int:
             meta.write_text(json.dumps(bench_pages.seed(url, args.invoices)))
     else:
         url = args.pg_url
-        meta = Path("/tmp/bench-pages-prof-pg.json")
+        meta = Path(f"/tmp/bench-pages-prof-{url.rsplit('/', 1)[-1]}.json")
         if not meta.exists():
             meta.write_text(json.dumps(bench_pages.seed(url, args.invoices)))
     ids = json.loads(meta.read_text())

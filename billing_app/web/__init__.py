@@ -17,7 +17,8 @@ from flask import Flask, Response, abort, current_app, g, request, session
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
 from ..reads import close_read_connection
-from .common import SessionUser, csrf_token, register_template_helpers
+from .common import SessionUser, csrf_token, header_key, register_template_helpers
+from .layout import init_layout
 from .sessions import RememberingCookieSessions
 
 
@@ -54,6 +55,7 @@ def init_web(app: Flask) -> None:
     # /plans/, /add-ons/, /discounts/ and /subscriptions/: the paths say what they are.
     app.register_blueprint(subscriptions_bp)
     register_template_helpers(app)
+    init_layout(app, header_key)
     app.after_request(_security_headers)
     app.teardown_request(_forget_actor)
     app.teardown_appcontext(close_read_connection)

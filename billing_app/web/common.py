@@ -40,6 +40,7 @@ from ..database import decimal_to_str
 from ..errors import DomainError, InvalidInput, NotFound
 from ..invoices.models import DRAFT, FAILED, OPEN, PAID, VOID
 from ..money import format_money, format_unit_amount, fraction_to_percent
+from .layout import render_page
 
 STATE_LABELS = {DRAFT: "Draft", OPEN: "Open", PAID: "Paid", FAILED: "Failed", VOID: "Void"}
 
@@ -61,13 +62,38 @@ class SessionUser(UserMixin):
         return f"{self.id}.{self._fingerprint}"
 
 
+def signed_in_user() -> SessionUser | None:
+    """The signed-in user of this request, or None.
+
+    A page asks for the user once, before its view runs (`_require_sign_in`). The session
+    names the user (`_user_id`, which `login_user` wrote) and the app's own user loader
+    reads them with one statement, refusing a session whose user is gone or whose
+    password changed; the user is then put where Flask-Login's `current_user` finds it.
+    That is what Flask-Login's `_load_user` does for such a session, without its session
+    protection identifier (a SHA-512 of the address and user agent, made on every request
+    although the app turns session protection off), its signal and its proxies. Anything
+    else (no `_user_id`, or a refused one) takes Flask-Login's own path, so a remember
+    cookie and the anonymous user are handled exactly as before.
+    """
+    user = g.get("_login_user")
+    if user is None:
+        user_id = session.get("_user_id")
+        if user_id is not None:
+            user = current_app.login_manager._user_callback(user_id)  # type: ignore[attr-defined]
+        if user is not None:
+            g._login_user = user
+        else:
+            user = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user if user.is_authenticated else None
+
+
 def account_id() -> uuid.UUID:
     """The signed-in user's account: every page is scoped to it."""
-    return current_user.account_id
+    return g._login_user.account_id  # type: ignore[no-any-return]
 
 
 def account() -> Account | AccountRef:
-    return current_user.account
+    return g._login_user.account  # type: ignore[no-any-return]
 
 
 def is_htmx() -> bool:
@@ -83,8 +109,9 @@ def render(
     page_template: str, fragment_template: str | None = None, /, status: int = 200, **context: Any
 ) -> Any:
     """The whole page, or for an htmx request the fragment the page includes."""
-    template = fragment_template if fragment_template and is_htmx() else page_template
-    return render_template(template, **context), status
+    if fragment_template and is_htmx():
+        return render_template(fragment_template, **context), status
+    return render_page(page_template, **context), status
 
 
 def safe_next(target: str | None) -> str | None:
@@ -100,7 +127,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 def _require_sign_in() -> Any:
-    if not current_user.is_authenticated:
+    user = signed_in_user()
+    if user is None:
         target = url_for("auth.sign_in", next=request.full_path.rstrip("?"))
         if request.headers.get("HX-Request") == "true":
             # htmx would swap a sign-in page into a fragment; send the browser there.
@@ -108,7 +136,7 @@ def _require_sign_in() -> Any:
         return redirect(target)
     from ..api.core import request_id
 
-    set_actor(Actor("user", str(current_user.id), request_id()))
+    set_actor(Actor("user", str(user.id), request_id()))
     return None
 
 
@@ -262,15 +290,11 @@ def _memoized_url_for() -> Any:
 _HEADERS: dict[tuple[Any, ...], Markup] = {}
 
 
-def page_header() -> Markup:
-    """The layout's <header> (navigation with the current entry marked, the signed-in
-    user, the sign-out form). It depends only on the endpoint, the user's email and
-    account name and the CSRF token, so it is rendered once per such combination and
-    process (templates/_header.html) and reused: ~8 links and their conditions cost a
-    tenth of a list page."""
+def header_key() -> tuple[Any, ...]:
+    """Everything the layout's header shows or depends on (see page_header)."""
     user = current_user
     if user.is_authenticated:
-        key: tuple[Any, ...] = (
+        return (
             request.script_root,
             request.endpoint,
             user.id,
@@ -278,8 +302,16 @@ def page_header() -> Markup:
             user.account.name,
             csrf_token(),
         )
-    else:
-        key = (request.script_root, request.endpoint)
+    return (request.script_root, request.endpoint)
+
+
+def page_header() -> Markup:
+    """The layout's <header> (navigation with the current entry marked, the signed-in
+    user, the sign-out form). It depends only on the endpoint, the user's email and
+    account name and the CSRF token, so it is rendered once per such combination and
+    process (templates/_header.html) and reused: ~8 links and their conditions cost a
+    tenth of a list page."""
+    key = header_key()
     html = _HEADERS.get(key)
     if html is None:
         html = Markup(render_template("_header.html"))  # noqa: S704  (a rendered template)

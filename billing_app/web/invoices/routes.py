@@ -36,6 +36,7 @@ from ..common import (
     start_of_local_day,
 )
 from ..fields import select_choices
+from ..layout import render_page
 from .forms import (
     SORT_CHOICES,
     STATUS_CHOICES,
@@ -146,7 +147,7 @@ def invoice_detail(invoice_id: str) -> Any:
     page = browse.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
     invoice, customer = page.invoice, page.customer
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
-    return render_template(
+    return render_page(
         "invoices/detail.html",
         invoice=invoice,
         customer=customer,
@@ -433,7 +434,7 @@ def _entry(invoice: Invoice | None) -> Any:
         }.get(action, "invoices/_recalc.html")
         added = rows[-1] if action == "add_line" else None
         return render_template(fragment, e=entry, new_row=added), status
-    return render_template("invoices/form.html", e=entry), status
+    return render_page("invoices/form.html", e=entry), status
 
 
 def _has_errors(entry: Entry) -> bool:
