@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile_pages.py [--db sqlite|postgres] [--invoices 100000]
         [--keep /tmp/pages.sqlite3] [-n 300] [--top 25] [--profile list,detail-50] [--cold]
+        [--only list,list-search]
 
 Seeds like bench/pages.py (with --keep a SQLite file is seeded once and reused), signs in
 through the test client and, per page, prints the CPU per request (time.process_time over
@@ -45,6 +46,7 @@ def main() -> int:
     p.add_argument("-n", type=int, default=300)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--profile", default="", help="comma-separated page names to profile")
+    p.add_argument("--only", default="", help="comma-separated page names to time (and static)")
     p.add_argument(
         "--cold",
         action="store_true",
@@ -115,6 +117,9 @@ def run(url: str, ids: dict[str, Any], args: argparse.Namespace) -> None:
         **{k: v for k, v in specs.items() if k not in ("static", "sign-in")},
     }
 
+    if args.only:
+        keep = {"static", *args.only.split(",")}
+        specs = {k: v for k, v in specs.items() if k in keep}
     anonymous = app.test_client()
 
     def call(spec: dict[str, Any]) -> Any:

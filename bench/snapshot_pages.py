@@ -54,7 +54,11 @@ def main() -> int:
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
         resp = client.post(
             "/signin",
-            data={"email": bench_pages.EMAIL, "password": bench_pages.PASSWORD, "csrf_token": token},
+            data={
+                "email": bench_pages.EMAIL,
+                "password": bench_pages.PASSWORD,
+                "csrf_token": token,
+            },
         )
         assert resp.status_code == 302, resp.status_code
         cookie = client.get_cookie("session")
@@ -69,9 +73,7 @@ def main() -> int:
         by_state = {
             state: str(uuid.UUID(str(iid)))
             for state, iid in conn.execute(
-                sa.text(
-                    "SELECT state, min(id) FROM invoices WHERE account_id = :a GROUP BY state"
-                ),
+                sa.text("SELECT state, min(id) FROM invoices WHERE account_id = :a GROUP BY state"),
                 {"a": aid.replace("-", "") if "sqlite" in args.url else aid},
             )
         }
@@ -89,8 +91,15 @@ def main() -> int:
     out: dict[str, Any] = {}
     anonymous = app.test_client()
 
-    def take(name: str, path: str, *, method: str = "GET", data: Any = None, htmx: bool = False,
-             who: Any = client) -> Any:
+    def take(
+        name: str,
+        path: str,
+        *,
+        method: str = "GET",
+        data: Any = None,
+        htmx: bool = False,
+        who: Any = client,
+    ) -> Any:
         headers = {"HX-Request": "true"} if htmx else {}
         if method == "POST":
             headers["X-CSRFToken"] = token
@@ -191,17 +200,36 @@ def main() -> int:
             data["remove_line"] = "1"
         for htmx in (True, False):
             take(f"entry {action}", "/invoices/new", method="POST", data=data, htmx=htmx)
-            take(f"entry bad {action}", "/invoices/new", method="POST",
-                 data=dict(data, **{k: v for k, v in bad.items()}), htmx=htmx)
+            take(
+                f"entry bad {action}",
+                "/invoices/new",
+                method="POST",
+                data=dict(data, **{k: v for k, v in bad.items()}),
+                htmx=htmx,
+            )
     take("entry save bad", "/invoices/new", method="POST", data=dict(base, action="save", **bad))
-    take("entry no customer", "/invoices/new", method="POST",
-         data=dict(lines, csrf_token=token, action="save"), htmx=True)
-    take("entry foreign customer", "/invoices/new", method="POST",
-         data=dict(lines, csrf_token=token, action="recalc", customer_id=str(_FOREIGN)),
-         htmx=True)
-    take("entry no csrf", "/invoices/new", method="POST",
-         data=dict(lines, action="recalc", customer_id=ids["customer_id"]), htmx=True,
-         who=app.test_client())
+    take(
+        "entry no customer",
+        "/invoices/new",
+        method="POST",
+        data=dict(lines, csrf_token=token, action="save"),
+        htmx=True,
+    )
+    take(
+        "entry foreign customer",
+        "/invoices/new",
+        method="POST",
+        data=dict(lines, csrf_token=token, action="recalc", customer_id=str(_FOREIGN)),
+        htmx=True,
+    )
+    take(
+        "entry no csrf",
+        "/invoices/new",
+        method="POST",
+        data=dict(lines, action="recalc", customer_id=ids["customer_id"]),
+        htmx=True,
+        who=app.test_client(),
+    )
 
     take("customers", "/customers/")
     for cid in customers:

@@ -36,7 +36,9 @@ class PageLayout:
         self.header_key = header_key
         # base.html's own defaults for the two blocks.
         self.shell: Template = env.from_string(
-            "{% block title %}billing_app{% endblock %}" + _MARK + "{% block content %}{% endblock %}"
+            "{% block title %}billing_app{% endblock %}"
+            + _MARK
+            + "{% block content %}{% endblock %}"
         )
         self.marked: Template = env.from_string(
             '{% extends "base.html" %}{% block title %}' + _MARK + "{% endblock %}"

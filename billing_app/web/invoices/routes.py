@@ -32,7 +32,6 @@ from ..common import (
     is_htmx,
     local_day_bounds,
     page_blueprint,
-    render,
     start_of_local_day,
 )
 from ..fields import select_choices
@@ -51,7 +50,7 @@ from .forms import (
     parse_uuid_field,
     today_or_none,
 )
-from .rows import invoice_line_rows, invoice_list_rows
+from .rows import invoice_line_rows, invoice_list_results, invoice_list_rows
 
 bp = page_blueprint("invoices", __name__)
 
@@ -107,17 +106,26 @@ def list_invoices() -> Any:
     except InvalidInput:
         # A page link from another sort or an edited URL: start from the first page.
         result = browse.search_invoices(aid, replace(search, after=None, before=None))
-    filtered = bool(filters.status or customer or created_from or created_before or search.text)
-    return render(
+    base = _list_url()
+    results = invoice_list_results(
+        result,
+        invoice_list_rows(result.rows, base, account_zone()),
+        base=base,
+        sort=sort,
+        list_args=_list_args(),
+        customer=customer,
+        filtered=bool(
+            filters.status or customer or created_from or created_before or search.text
+        ),
+    )
+    if is_htmx():
+        return results
+    return render_page(
         "invoices/list.html",
-        "invoices/_results.html",
         filters=filters,
-        page=result,
-        rows_html=invoice_list_rows(result.rows, _list_url(), account_zone()),
+        results_html=results,
         sort=sort,
         customer=customer,
-        filtered=filtered,
-        list_args=_list_args(),
         status_choices=STATUS_CHOICES,
     )
 
