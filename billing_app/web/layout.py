@@ -47,16 +47,20 @@ class PageLayout:
         self.parts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
 
     def layout_parts(self) -> tuple[str, str, str]:
-        """base.html before the title, between title and content, after the content."""
+        """base.html before the title, between title and content, after the content, for
+        a request without flashed messages."""
         key = self.header_key()
         parts = self.parts.get(key)
         if parts is None:
-            before, between, after = render_template(self.marked).split(_MARK)
-            parts = (before, between, after)
+            parts = self._render_parts()
             if len(self.parts) >= MAX_LAYOUTS:
                 self.parts.clear()
             self.parts[key] = parts
         return parts
+
+    def _render_parts(self) -> tuple[str, str, str]:
+        before, between, after = render_template(self.marked).split(_MARK)
+        return before, between, after
 
 
 def init_layout(app: Flask, header_key: Callable[[], tuple[Any, ...]]) -> None:
@@ -76,3 +80,15 @@ def render_page(template_name: str, /, **context: Any) -> str:
         _MARK
     )
     return "".join((before, title, between, content, after))
+
+
+def render_layout(title_html: str, content_html: str) -> str:
+    """base.html around a title and content already written as HTML (escaped), as a
+    template extending it with these two blocks would render."""
+    layout: PageLayout = current_app.extensions["page_layout"]
+    if request_ctx.flashes or "_flashes" in session:
+        # The flashed messages are shown once: this render takes them, and is not kept.
+        before, between, after = layout._render_parts()
+    else:
+        before, between, after = layout.layout_parts()
+    return "".join((before, title_html, between, content_html, after))

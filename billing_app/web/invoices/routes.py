@@ -35,10 +35,9 @@ from ..common import (
     start_of_local_day,
 )
 from ..fields import select_choices
-from ..layout import render_page
+from ..layout import render_layout, render_page
 from .forms import (
     SORT_CHOICES,
-    STATUS_CHOICES,
     InvoiceForm,
     LineRow,
     ListFilters,
@@ -50,7 +49,12 @@ from .forms import (
     parse_uuid_field,
     today_or_none,
 )
-from .rows import invoice_line_rows, invoice_list_results, invoice_list_rows
+from .rows import (
+    invoice_line_rows,
+    invoice_list_content,
+    invoice_list_results,
+    invoice_list_rows,
+)
 
 bp = page_blueprint("invoices", __name__)
 
@@ -114,19 +118,13 @@ def list_invoices() -> Any:
         sort=sort,
         list_args=_list_args(),
         customer=customer,
-        filtered=bool(
-            filters.status or customer or created_from or created_before or search.text
-        ),
+        filtered=bool(filters.status or customer or created_from or created_before or search.text),
     )
     if is_htmx():
         return results
-    return render_page(
-        "invoices/list.html",
-        filters=filters,
-        results_html=results,
-        sort=sort,
-        customer=customer,
-        status_choices=STATUS_CHOICES,
+    return render_layout(
+        "Invoices \N{EN DASH} billing_app",
+        invoice_list_content(filters, results, base=base, sort=sort, customer=customer),
     )
 
 

@@ -27,6 +27,7 @@ from ...database import decimal_to_str
 from ...invoices.browse import ListPage, ListRow
 from ...money import format_money, format_unit_amount
 from ..common import STATE_LABELS, percent
+from .forms import STATUS_CHOICES, ListFilters
 
 
 def invoice_list_rows(rows: Iterable[ListRow], base: str, zone: ZoneInfo) -> Markup:
@@ -47,6 +48,58 @@ def invoice_list_rows(rows: Iterable[ListRow], base: str, zone: ZoneInfo) -> Mar
             f'<td class="num">{_html(money)}</td></tr>\n'
         )
     return Markup("".join(out))  # noqa: S704  (every value above is escaped)
+
+
+def invoice_list_content(
+    filters: ListFilters,
+    results_html: Markup,
+    *,
+    base: str,
+    sort: str,
+    customer: Any,
+) -> Markup:
+    """The list page's content: its heading, the filter form (written out rather than
+    rendered field by field: it is on every list page) and the results section."""
+    new = escape(url_for("invoices.new_invoice"))
+    base = escape(base)
+    options = "".join(
+        f'<option value="{value}"{" selected" if value == filters.status else ""}>'
+        f"{escape(label)}</option>"
+        for value, label in STATUS_CHOICES
+    )
+    days = []
+    for name, label, value in (
+        ("date_from", "Created from", filters.date_from),
+        ("date_to", "Created to", filters.date_to),
+    ):
+        error = filters.errors.get(name)
+        invalid = ' aria-invalid="true"' if error else ""
+        days.append(
+            f'\n  \n  <div class="field{" has-error" if error else ""}"><label for="{name}">'
+            f'{label}</label>\n    <input type="date" id="{name}" name="{name}" '
+            f'value="{escape(value)}" aria-describedby="{name}-error"'
+            f"{invalid}>\n"
+            f'    <p class="field-error" id="{name}-error">{escape(error or "")}</p></div>\n  '
+        )
+    customer_input = (
+        f'<input type="hidden" name="customer" value="{escape(customer.id)}">' if customer else ""
+    )
+    return Markup(  # noqa: S704  (every value is escaped)
+        f'\n<div class="page-head">\n  <h1>Invoices</h1>\n'
+        f'  <a class="button primary" href="{new}">New invoice</a>\n</div>\n'
+        f'<form class="filters" method="get" action="{base}" role="search" '
+        f'aria-label="Filter invoices"\n      hx-get="{base}" hx-target="#invoice-results" '
+        f'hx-swap="outerHTML"\n      hx-push-url="true" '
+        f'hx-trigger="submit, change, input delay:400ms from:#q" hx-sync="this:replace">\n  \n'
+        f'  <div class="field"><label for="q">Search number or customer</label>\n'
+        f'    <input type="search" id="q" name="q" value="{escape(filters.q)}" maxlength="100">'
+        f'</div>\n  <div class="field"><label for="status">Status</label>\n'
+        f'    <select id="status" name="status">\n    {options}\n    </select></div>\n'
+        f"  {''.join(days)}\n"
+        f'  <input type="hidden" name="sort" value="{escape(sort)}">\n  {customer_input}\n'
+        f'  <div class="filter-actions">\n    <button type="submit">Apply</button>\n'
+        f'    <a href="{base}">Clear</a>\n  </div>\n</form>\n{results_html}\n'
+    )
 
 
 _PREVIOUS = "‹ Previous page"  # noqa: RUF001  (the typographic quote, as shown)
