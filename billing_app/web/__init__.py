@@ -84,11 +84,61 @@ def _check_csrf() -> None:
     if request.method in current_app.config.get(
         "WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")
     ):
-        csrf.protect(apply_exemptions=True)
+        if not _csrf_token_verified_before():
+            csrf.protect(apply_exemptions=True)
+            _remember_verified_csrf_token()
         if session.get("csrf_token"):
             # The forms this request builds take the session's signed token from here
             # (web.common.csrf_token remembers it) instead of signing a new one each.
             csrf_token()
+
+
+# Signed CSRF tokens that passed Flask-WTF's check, by (secret, signed token): the raw
+# token each one carries. With WTF_CSRF_TIME_LIMIT None a signed token never expires, so
+# one that verified once with a secret carries the same raw token for good; a post then
+# needs only the comparison with the session's raw token, not the serializer, the HMAC
+# and the JSON again (as web.sessions does for the session cookie).
+_VERIFIED_CSRF: dict[tuple[str, str], str] = {}
+MAX_VERIFIED_CSRF = 10_000
+
+
+def _csrf_key() -> tuple[str, str] | None:
+    config = current_app.config
+    if config.get("WTF_CSRF_TIME_LIMIT", 3600) is not None:
+        return None
+    if request.is_secure and config.get("WTF_CSRF_SSL_STRICT", True):
+        return None  # Flask-WTF's referrer check too: the full path
+    signed = csrf._get_csrf_token()
+    if not signed:
+        return None
+    return (str(config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key), signed)
+
+
+def _csrf_token_verified_before() -> bool:
+    """The request's CSRF token is one verified before with this secret and it matches
+    the session's raw token: what Flask-WTF's check would find, without redoing it. Only
+    ever accepts what that check accepts; anything else goes through the check."""
+    key = _csrf_key()
+    raw = _VERIFIED_CSRF.get(key) if key is not None else None
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    in_session = session.get(field)
+    if raw is None or not in_session or not hmac.compare_digest(str(in_session), raw):
+        return False
+    g.csrf_valid = True  # as Flask-WTF's protect marks a checked request
+    return True
+
+
+def _remember_verified_csrf_token() -> None:
+    """After Flask-WTF's check passed: remember the raw token the signed one carries."""
+    if not g.get("csrf_valid"):
+        return  # an exempt view or no endpoint: nothing was verified
+    key = _csrf_key()
+    raw = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    if key is None or not raw:
+        return
+    if len(_VERIFIED_CSRF) >= MAX_VERIFIED_CSRF:
+        _VERIFIED_CSRF.clear()
+    _VERIFIED_CSRF[key] = str(raw)
 
 
 def _forget_actor(_exc: BaseException | None) -> None:
