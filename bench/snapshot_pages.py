@@ -70,13 +70,18 @@ def main() -> int:
     engine = sa.create_engine(args.url.replace("postgresql://", "postgresql+psycopg://"))
     aid = ids["account_id"]
     with engine.connect() as conn:
-        by_state = {
-            state: str(uuid.UUID(str(iid)))
-            for state, iid in conn.execute(
-                sa.text("SELECT state, min(id) FROM invoices WHERE account_id = :a GROUP BY state"),
-                {"a": aid.replace("-", "") if "sqlite" in args.url else aid},
-            )
-        }
+        account = aid.replace("-", "") if "sqlite" in args.url else aid
+        by_state = {}
+        for state in ("draft", "open", "paid", "void", "failed"):
+            found = conn.execute(
+                sa.text(
+                    "SELECT id FROM invoices WHERE account_id = :a AND state = :s"
+                    " ORDER BY id LIMIT 1"
+                ),
+                {"a": account, "s": state},
+            ).scalar()
+            if found is not None:
+                by_state[state] = str(uuid.UUID(str(found)))
         more = [
             str(uuid.UUID(str(i)))
             for (i,) in conn.execute(
