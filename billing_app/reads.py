@@ -10,7 +10,10 @@ PostgreSQL: the connection is in autocommit mode: psycopg would otherwise send a
 before the first statement and SQLAlchemy a ROLLBACK at the end, two round trips that
 cost a list page more client-side CPU than its own query. At READ COMMITTED every
 statement takes its own snapshot whether or not it runs in a transaction, so reads see
-exactly what they saw before.
+exactly what they saw before. The connections come from an engine of their own
+(`read_engine`), made with the app's URL and engine options and AUTOCOMMIT for good:
+switching a pooled connection to autocommit on every checkout and back on its return
+cost a page ~70 us. It is disposed with the app's engine.
 
 SQLite: the reads share one read transaction (the engine's `BEGIN` event, a DEFERRED
 one), so a page's statements see one snapshot, as they did on the ORM session's
@@ -25,12 +28,37 @@ Writes never use this connection.
 
 from __future__ import annotations
 
-from flask import g, has_app_context
-from sqlalchemy.engine import Connection
+from typing import Any
+
+from flask import current_app, g, has_app_context
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 from .extensions import db
 
 _KEY = "_billing_read_connection"
+_ENGINE = "billing_read_engine"
+
+
+def read_engine() -> Engine:
+    """The engine the request's reads connect to: on PostgreSQL one of its own in
+    autocommit (made on first use, in the worker), else the app's."""
+    engine: Engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return engine
+    reads: Engine | None = current_app.extensions.get(_ENGINE)
+    if reads is None:
+        options: dict[str, Any] = dict(current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+        options["isolation_level"] = "AUTOCOMMIT"
+        reads = create_engine(engine.url, **options)
+        main = engine
+
+        @event.listens_for(main, "engine_disposed")
+        def _dispose_with_the_app_engine(_engine: Engine) -> None:
+            reads.dispose()
+
+        current_app.extensions[_ENGINE] = reads
+    return reads
 
 
 def read_connection() -> Connection:
@@ -39,9 +67,7 @@ def read_connection() -> Connection:
         return db.session.connection()
     conn: Connection | None = g.get(_KEY)
     if conn is None or conn.closed:
-        conn = db.engine.connect()
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn = read_engine().connect()
         setattr(g, _KEY, conn)
     return conn
 

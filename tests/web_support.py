@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from billing_app.extensions import db
+from billing_app.reads import read_engine
 
 _TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
@@ -80,16 +81,19 @@ def counting_statements(app: Flask) -> Any:
     """Counts SQL statements sent while the block runs (all connections of the app)."""
     counter = {"n": 0}
     with app.app_context():
-        engine = db.engine
+        # The pages' reads have an engine of their own on PostgreSQL (billing_app.reads).
+        engines = {db.engine, read_engine()}
 
     def _count(*_: Any) -> None:
         counter["n"] += 1
 
-    event.listen(engine, "before_cursor_execute", _count)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", _count)
     try:
         yield counter
     finally:
-        event.remove(engine, "before_cursor_execute", _count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", _count)
 
 
 # ---------------------------------------------------------------- data through the services
