@@ -88,6 +88,24 @@ def main() -> int:
                 sa.text("SELECT id FROM invoices ORDER BY total_minor DESC, id LIMIT 10")
             )
         ]
+        # Invoices of customers whose external id starts with "rich" (richer data added
+        # to a seeded database by hand: addresses, companies, lines, history), if any.
+        rich = [
+            (str(uuid.UUID(str(i))), state)
+            for (i, state) in conn.execute(
+                sa.text(
+                    "SELECT i.id, i.state FROM invoices i JOIN customers c"
+                    " ON c.id = i.customer_id WHERE c.external_id LIKE 'rich%'"
+                    " ORDER BY i.invoice_number"
+                )
+            )
+        ]
+        rich_customers = [
+            str(uuid.UUID(str(i)))
+            for (i,) in conn.execute(
+                sa.text("SELECT id FROM customers WHERE external_id LIKE 'rich%' ORDER BY id")
+            )
+        ]
         customers = [
             str(uuid.UUID(str(i)))
             for (i,) in conn.execute(sa.text("SELECT id FROM customers ORDER BY name, id LIMIT 3"))
@@ -172,6 +190,14 @@ def main() -> int:
         take(f"detail {state}", f"/invoices/{iid}")
     for iid in more:
         take("detail more", f"/invoices/{iid}")
+    for iid, state in rich:
+        take(f"detail rich {state}", f"/invoices/{iid}")
+        if state == "draft":
+            take("edit rich draft", f"/invoices/{iid}/edit")
+    for cid in rich_customers:
+        take("list rich customer", f"/invoices/?customer={cid}")
+        take("customer rich", f"/customers/{cid}")
+        take("new rich customer", f"/invoices/new?customer={cid}")
     take("detail 50", f"/invoices/{ids['detail_id']}")
     take("detail missing", f"/invoices/{_FOREIGN}")
     take("detail malformed", "/invoices/not-an-id")

@@ -24,10 +24,19 @@ needs SQLite's write lock; the request's writes run on their own connections
 (`database.write_transaction`, `core_connection`), and no page reads here after writing.
 
 Writes never use this connection.
+
+The connection is kept between requests, one per thread (`_KeptConnections`): a sync
+worker serves one request at a time in one thread, and taking a connection from the pool
+and giving it back on every request ran more distinct code (the pool's queue and lock,
+its records, their events) than a list page's query. At the end of a request only its
+transaction is ended (SQLite's read transaction; on PostgreSQL nothing is open); a
+connection found closed or invalidated (a lost database connection) is replaced, and
+every kept connection is closed when the app's engine is disposed.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import current_app, g, has_app_context
@@ -38,6 +47,49 @@ from .extensions import db
 
 _KEY = "_billing_read_connection"
 _ENGINE = "billing_read_engine"
+_KEPT = "billing_read_connections"
+
+
+class _KeptConnections:
+    """One read connection per thread, kept between requests (see the module's docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.by_thread: dict[int, Connection] = {}
+        self.lock = threading.Lock()
+
+    def get(self) -> Connection:
+        ident = threading.get_ident()
+        conn = self.by_thread.get(ident)
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self.engine.connect()
+            with self.lock:
+                self.by_thread[ident] = conn
+        return conn
+
+    def close_all(self) -> None:
+        with self.lock:
+            kept, self.by_thread = list(self.by_thread.values()), {}
+        for conn in kept:
+            if not conn.closed:
+                # Closed for real, not handed back to a pool that is being disposed.
+                conn.invalidate()
+                conn.close()
+
+
+def _kept_connections() -> _KeptConnections:
+    kept: _KeptConnections | None = current_app.extensions.get(_KEPT)
+    if kept is None:
+        kept = _KeptConnections(read_engine())
+
+        @event.listens_for(db.engine, "engine_disposed")
+        def _close_with_the_app_engine(_engine: Engine) -> None:
+            kept.close_all()
+
+        current_app.extensions[_KEPT] = kept
+    return kept
 
 
 def read_engine() -> Engine:
@@ -67,14 +119,21 @@ def read_connection() -> Connection:
         return db.session.connection()
     conn: Connection | None = g.get(_KEY)
     if conn is None or conn.closed:
-        conn = read_engine().connect()
+        conn = _kept_connections().get()
         setattr(g, _KEY, conn)
     return conn
 
 
 def close_read_connection(_exc: BaseException | None = None) -> None:
-    """App-context teardown: return the request's read connection to the pool (on SQLite
-    ending its read transaction)."""
-    conn = g.pop(_KEY, None)
-    if conn is not None:
-        conn.close()
+    """App-context teardown: end the request's read transaction (SQLite's snapshot); the
+    connection is kept for the thread's next request."""
+    conn: Connection | None = g.pop(_KEY, None)
+    if conn is None or conn.closed:
+        return
+    try:
+        if conn.in_transaction() or conn.invalidated:
+            conn.rollback()
+    except Exception:
+        # Whatever state it is in, it is not kept: the next request makes a new one.
+        conn.invalidate()
+        raise

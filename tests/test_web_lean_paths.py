@@ -239,3 +239,38 @@ def test_page_reads_use_an_autocommit_engine_on_postgresql(app, is_postgres):
     with app.app_context():
         db.engine.dispose()
     assert reads.pool.checkedout() == 0 and reads.pool.checkedin() == 0
+
+
+# ---------------------------------------------------------------- the kept read connection
+
+
+def test_the_kept_read_connection_sees_each_request_afresh(app, web, tenant):
+    acme = make_customer(app, tenant, "acme", name="ACME Corp")
+    first = make_invoice(app, tenant, acme.id)
+    assert first.invoice_number in web.text("/invoices/")
+    # Written on another connection after that page: the next page sees it (the read
+    # transaction, SQLite's snapshot, ended with the request).
+    second = make_invoice(app, tenant, acme.id)
+    html = web.text("/invoices/")
+    assert first.invoice_number in html and second.invoice_number in html
+    with app.test_request_context():
+        conn = read_connection()
+        assert not conn.closed
+    with app.test_request_context():
+        assert read_connection() is conn  # kept for the thread
+        assert not conn.in_transaction()
+
+
+def test_a_lost_read_connection_is_replaced_and_dispose_closes_them(app, web, tenant):
+    web.text("/invoices/")
+    with app.test_request_context():
+        conn = read_connection()
+    conn.invalidate()  # as a lost database connection leaves it
+    assert web.get("/invoices/").status_code == 200
+    with app.test_request_context():
+        fresh = read_connection()
+    assert fresh is not conn and not fresh.closed
+    with app.app_context():
+        db.engine.dispose()
+    assert fresh.closed
+    assert web.get("/invoices/").status_code == 200  # and a new one is made
