@@ -274,3 +274,16 @@ def test_a_lost_read_connection_is_replaced_and_dispose_closes_them(app, web, te
         db.engine.dispose()
     assert fresh.closed
     assert web.get("/invoices/").status_code == 200  # and a new one is made
+
+
+def test_the_invoice_page_escapes_what_it_shows(app, web, tenant):
+    evil = make_customer(
+        app, tenant, "evil2", name="<i>Name</i>", email="a&b@example.com", city="<Town>"
+    )
+    invoice = make_invoice(app, tenant, evil.id, [("<script>x</script>", "1", "100")])
+    html = web.text(f"/invoices/{invoice.id}")
+    body = html.split("</head>", 1)[1]
+    assert "<script>" not in body and "<i>" not in body and "<Town>" not in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+    assert "&lt;i&gt;Name&lt;/i&gt;" in body
+    assert "a&amp;b@example.com" in body and "&lt;Town&gt;<br>" in body

@@ -505,8 +505,8 @@ _L = InvoiceLine.__table__
 _A = AuditRecord.__table__
 
 
-# What the page shows of the invoice, its customer and billing entity (templates/
-# invoices/detail.html, service.tax_breakdown), as attributes named like the models'.
+# What the page shows of the invoice, its customer and billing entity
+# (web/invoices/detail_html.py, service.tax_breakdown), as attributes named like the models'.
 # Only these: a row of every column of the three tables cost more to describe and convert
 # (on PostgreSQL, psycopg builds a description of each column per statement) than the
 # rest of the read.

@@ -36,6 +36,7 @@ from ..common import (
 )
 from ..fields import select_choices
 from ..layout import render_layout, render_page
+from .detail_html import invoice_detail_content, invoice_detail_title
 from .forms import (
     SORT_CHOICES,
     InvoiceForm,
@@ -153,8 +154,7 @@ def invoice_detail(invoice_id: str) -> Any:
     page = browse.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
     invoice, customer = page.invoice, page.customer
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
-    return render_page(
-        "invoices/detail.html",
+    content = invoice_detail_content(
         invoice=invoice,
         customer=customer,
         entity=page.entity,
@@ -163,7 +163,9 @@ def invoice_detail(invoice_id: str) -> Any:
         history=page.history,
         actors=actors,
         locale=customer.document_locale,
+        zone=account_zone(),
     )
+    return render_layout(invoice_detail_title(invoice), content)
 
 
 def _done(invoice: Invoice, message: str) -> Any:

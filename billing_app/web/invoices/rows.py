@@ -224,6 +224,11 @@ def _badge(state: str) -> str:
 _BADGES = {state: _badge(state) for state in STATE_LABELS}
 
 
+def state_badge(state: str) -> str:
+    """An invoice state's badge (what the `state_badge` macro writes)."""
+    return _BADGES.get(state) or _badge(state)
+
+
 def invoice_line_rows(lines: Iterable[Any], currency: str, locale: str) -> Markup:
     """The invoice page's line rows: description, quantity, unit price, VAT, amount."""
     out = []
