@@ -37,6 +37,7 @@ from ..common import (
 from ..fields import select_choices
 from ..layout import render_layout, render_page
 from .detail_html import invoice_detail_content, invoice_detail_title
+from .entry_html import form_errors, line_added, line_row, recalc, totals_panel
 from .forms import (
     SORT_CHOICES,
     InvoiceForm,
@@ -58,6 +59,10 @@ from .rows import (
 )
 
 bp = page_blueprint("invoices", __name__)
+# The entry page (form.html) writes these pieces with the functions its htmx answers use.
+bp.add_app_template_global(line_row, "entry_line_row")
+bp.add_app_template_global(totals_panel, "entry_totals_panel")
+bp.add_app_template_global(form_errors, "entry_form_errors")
 
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "": (),
@@ -436,12 +441,9 @@ def _entry(invoice: Invoice | None) -> Any:
     status = 422 if entry.has_errors and posted else 200
 
     if is_htmx() and posted:
-        fragment = {
-            "add_line": "invoices/_line_added.html",
-            "remove_line": "invoices/_recalc.html",
-        }.get(action, "invoices/_recalc.html")
-        added = rows[-1] if action == "add_line" else None
-        return render_template(fragment, e=entry, new_row=added), status
+        if action == "add_line":
+            return line_added(entry, rows[-1]), status
+        return recalc(entry), status
     return render_page("invoices/form.html", e=entry), status
 
 
