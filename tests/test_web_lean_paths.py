@@ -6,6 +6,7 @@ written in Python, the kept URL patterns and PostgreSQL's read engine."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 from flask import flash, render_template, request, url_for
@@ -287,3 +288,14 @@ def test_the_invoice_page_escapes_what_it_shows(app, web, tenant):
     assert "&lt;script&gt;x&lt;/script&gt;" in body
     assert "&lt;i&gt;Name&lt;/i&gt;" in body
     assert "a&amp;b@example.com" in body and "&lt;Town&gt;<br>" in body
+
+
+def test_text_search_takes_quotes_and_like_characters_literally(app, web, tenant):
+    acme = make_customer(app, tenant, "acme", name='The "100%_" Shop')
+    made = make_invoice(app, tenant, acme.id, finalize=True)
+    for text in ('"100%_"', "100%", "%_", '"'):
+        assert made.invoice_number in web.text(f"/invoices/?q={quote(text)}"), text
+    for text in ("%%%", "___", 'x"y', "0%1", '" OR "', '""""'):
+        assert made.invoice_number not in web.text(f"/invoices/?q={quote(text)}"), text
+    # The number itself, through the trigram index, in any case.
+    assert made.invoice_number in web.text(f"/invoices/?q={made.invoice_number.lower()}")

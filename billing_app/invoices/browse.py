@@ -341,7 +341,7 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
             params["customer_cap"] = text_search.CUSTOMER_CAP
             params["number_cap"] = text_search.NUMBER_CAP
             if sqlite:
-                params["index_pattern"] = text_search.index_pattern(text)
+                params["index_phrase"] = text_search.index_phrase(text)
 
     def run(mode: str | None) -> Any:
         return _run(

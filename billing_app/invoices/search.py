@@ -26,7 +26,6 @@ migration that recreates `invoices` must recreate its triggers (see migration 00
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import column, literal_column
@@ -50,20 +49,17 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return not (type_ == "index" and name in (TRGM_INDEX, CUSTOMER_TRGM_INDEX))
 
 
-# The FTS5 index is only used for a LIKE without ESCAPE: the trigram lookup takes the text
-# with its LIKE characters turned into `_` (a superset), and the number itself is then
-# compared with the exact, escaped pattern.
-_LIKE_SPECIAL = re.compile(r"[%_\\]")
-
-
-def index_pattern(text: str) -> str:
-    """The superset pattern the FTS5 trigram index is asked with (LIKE without ESCAPE)."""
-    return f"%{_LIKE_SPECIAL.sub('_', text)}%"
+def index_phrase(text: str) -> str:
+    """The FTS5 query for the trigram index: the text as one phrase, which the trigram
+    tokenizer matches as a substring, case-insensitively (a superset of the exact LIKE the
+    numbers are then compared with: that one folds ASCII letters only). A MATCH reads the
+    index's lists once; a LIKE on the FTS5 table took twice as long for the same rows."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def numbers_cte(sqlite: bool) -> Any:
     """The account's invoices whose printed number contains the text (bind parameters
-    `pattern`, `account_id`, `number_limit`; on SQLite also `index_pattern`), at most
+    `pattern`, `account_id`, `number_limit`; on SQLite also `index_phrase`), at most
     `number_limit` of them, found through the trigram index, as a materialized CTE of
     their ids (SQLite: rowids). The ids stay in the database: read into Python and sent
     back, 200 of them cost more than the rest of the page."""
@@ -73,7 +69,7 @@ def numbers_cte(sqlite: bool) -> Any:
         stmt = sql_text(
             "SELECT invoices.rowid AS rid FROM invoice_number_search "
             "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
-            "WHERE invoice_number_search.invoice_number LIKE :index_pattern "
+            "WHERE invoice_number_search MATCH :index_phrase "
             "AND invoices.account_id = :account_id "
             "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
         ).columns(column("rid"))
