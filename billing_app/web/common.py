@@ -83,17 +83,19 @@ def signed_in_user() -> SessionUser | None:
         if user is not None:
             g._login_user = user
         else:
-            user = current_user._get_current_object()  # type: ignore[attr-defined]
+            user = current_user._get_current_object()
     return user if user.is_authenticated else None
 
 
 def account_id() -> uuid.UUID:
     """The signed-in user's account: every page is scoped to it."""
-    return g._login_user.account_id  # type: ignore[no-any-return]
+    user: SessionUser = g._login_user  # set by signed_in_user before every page's view
+    return user.account_id
 
 
 def account() -> Account | AccountRef:
-    return g._login_user.account  # type: ignore[no-any-return]
+    user: SessionUser = g._login_user
+    return user.account
 
 
 def is_htmx() -> bool:
@@ -296,7 +298,8 @@ def _memoized_url_for() -> Any:
                 key = (request.script_root, endpoint, name)
                 pattern = urls.get(key)
                 if pattern is None:
-                    pattern = url_for(endpoint, **{name: _STAND_IN})
+                    stand_in: dict[str, Any] = {name: _STAND_IN}
+                    pattern = url_for(endpoint, **stand_in)
                     if len(urls) < 1000:
                         urls[key] = pattern
                 return pattern.replace(_STAND_IN_TEXT, str(value), 1)

@@ -123,7 +123,8 @@ def invoice_list_results(
     the paging cursors."""
     out = ['\n\n<section id="invoice-results" class="results" aria-label="Invoices found">\n  ']
     if customer:
-        everyone = url_for("invoices.list_invoices", **dict(list_args, customer=None))
+        without: dict[str, Any] = dict(list_args, customer=None)
+        everyone = url_for("invoices.list_invoices", **without)
         out.append(
             f'\n  <p class="chip">Customer: <strong>{escape(customer.name)}</strong>\n'
             f'    <a href="{escape(everyone)}">Show all customers</a></p>\n  '
