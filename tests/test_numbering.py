@@ -403,3 +403,27 @@ def test_one_statement_finalize_writes_what_the_python_path_writes(
             }
         assert answers[0]["issued_at"] < answers[1]["issued_at"]
         assert verify_chain(api.tenant.account_id) is None
+
+
+def test_issuers_printing_the_same_number_get_distinct_handles(api, app):
+    """Three billing entities of one account with the same prefix all print INV-000001,
+    their invoices made within the same second: the second and third invoices' handles
+    take the random end of the invoice's id as a suffix, on either path. (The id's start
+    is its creation time, the same for all three.)"""
+    customer = api.customer()
+    entities = [None] + [
+        api.post("/v1/billing_entities/", {"code": code, "name": code}).get_json()["id"]
+        for code in ("twin", "triplet")
+    ]
+    drafts = [
+        api.invoice(customer["id"], **({"billing_entity_id": e} if e else {})) for e in entities
+    ]
+    for draft in drafts:
+        done = api.post(f"/v1/invoices/{draft['id']}/finalize")
+        assert done.status_code == 200, done.get_json()
+        assert done.get_json()["invoice_number"] == "INV-000001"
+    ids = [uuid.UUID(draft["id"]) for draft in drafts]
+    with app.app_context():
+        handles = [db.session.get(Invoice, i).handle for i in ids]
+        db.session.remove()
+    assert handles == ["inv-INV-000001"] + [f"inv-INV-000001-{i.hex[-8:]}" for i in ids[1:]]
