@@ -95,7 +95,7 @@ def run_migrations_online():
     conf_args.setdefault("render_item", render_item)
     conf_args.setdefault("compare_type", True)
     conf_args.setdefault("render_as_batch", True)
-    # The invoice number search index (migration 0005) is not in the models.
+    # The text search indexes (migrations 0005-0007) are not in the models.
     from billing_app.invoices.search import include_name
 
     conf_args.setdefault("include_name", include_name)

@@ -451,9 +451,12 @@ def _selective_statement(where: list[Any], column: Any, order_of: Any, sqlite: b
     the list's index instead). One row with the counts and NULLs when nothing matches.
     The branches carry the whole row: joined back to invoices outside the UNION, SQLite
     walked the whole sort index to spare itself the sort."""
-    matched = (_matching_customers().limit(bindparam("customer_limit")).cte("matched")).prefix_with(
-        "MATERIALIZED"
-    )
+    if sqlite:
+        matched = text_search.sqlite_customers_cte()
+    else:
+        matched = (
+            _matching_customers().limit(bindparam("customer_limit")).cte("matched")
+        ).prefix_with("MATERIALIZED")
     numbers = text_search.numbers_cte(sqlite)
     customer_count = select(func.count()).select_from(matched).scalar_subquery()
     number_count = select(func.count()).select_from(numbers).scalar_subquery()

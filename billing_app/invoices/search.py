@@ -4,8 +4,9 @@ name, case-insensitive, found through indexes rather than by scanning every invo
 How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
 
 1. the account's customers whose name contains it (at most CUSTOMER_CAP + 1 of them;
-   through a pg_trgm GIN index on PostgreSQL, migration 0006; by scan on SQLite, where
-   the customers table is small next to the invoices);
+   through a trigram index: pg_trgm GIN on PostgreSQL, migration 0006; the FTS5 trigram
+   table `customer_name_search` kept by triggers on SQLite, migration 0007; a text
+   shorter than three characters reads the account's customers by scan);
 2. the invoices whose number contains it, through a trigram index (migration 0005:
    pg_trgm GIN on PostgreSQL, the FTS5 trigram table `invoice_number_search` on SQLite;
    at most NUMBER_CAP + 1 of them). A trigram index needs three characters.
@@ -17,11 +18,13 @@ How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
    without a text and filters, which finds a page within the first few hundred rows when
    matches are dense (a second statement when the first found too many).
 
-The FTS5 table of SQLite is an external-content index on `invoices.rowid`: a statement
-that renumbers rowids (VACUUM, or Alembic's batch "move and copy" of the invoices table
-in a later migration) must be followed by
-`INSERT INTO invoice_number_search(invoice_number_search) VALUES ('rebuild')`, and a
-migration that recreates `invoices` must recreate its triggers (see migration 0005).
+The FTS5 tables of SQLite are external-content indexes on `invoices.rowid` and
+`customers.rowid`: a statement that renumbers rowids (VACUUM, or Alembic's batch "move
+and copy" of either table in a later migration) must be followed by
+`INSERT INTO invoice_number_search(invoice_number_search) VALUES ('rebuild')` (and
+`INSERT INTO customer_name_search(customer_name_search) VALUES ('rebuild')`), and a
+migration that recreates `invoices` or `customers` must recreate its triggers (see
+migrations 0005 and 0007).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ CUSTOMER_CAP = 50
 NUMBER_CAP = 1000
 MIN_INDEXED = 3  # a trigram index cannot narrow a shorter text
 
-# Schema objects of migrations 0005 and 0006 that the models do not describe.
+# Schema objects of migrations 0005, 0006 and 0007 that the models do not describe.
 SEARCH_TABLE = "invoice_number_search"
+CUSTOMER_SEARCH_TABLE = "customer_name_search"
 TRGM_INDEX = "ix_invoices_number_trgm"
 CUSTOMER_TRGM_INDEX = "ix_customers_name_trgm"
 
@@ -44,7 +48,7 @@ CUSTOMER_TRGM_INDEX = "ix_customers_name_trgm"
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic's filter: the search indexes are not in the models, autogenerate must not
     propose to drop them (used by migrations/env.py and tests/test_migrations.py)."""
-    if type_ == "table" and name and name.startswith(SEARCH_TABLE):
+    if type_ == "table" and name and name.startswith((SEARCH_TABLE, CUSTOMER_SEARCH_TABLE)):
         return False
     return not (type_ == "index" and name in (TRGM_INDEX, CUSTOMER_TRGM_INDEX))
 
@@ -55,6 +59,24 @@ def index_phrase(text: str) -> str:
     numbers are then compared with: that one folds ASCII letters only). A MATCH reads the
     index's lists once; a LIKE on the FTS5 table took twice as long for the same rows."""
     return '"' + text.replace('"', '""') + '"'
+
+
+def sqlite_customers_cte() -> Any:
+    """SQLite: the account's customers whose name contains the text (bind parameters
+    `index_phrase`, `pattern`, `account_id`, `customer_limit`), at most `customer_limit`
+    of them, as a materialized CTE of their ids named `matched`. The trigram table
+    narrows to a superset (`index_phrase`), and the condition the list used before,
+    `lower(name) LIKE lower(pattern)` as SQLAlchemy's `ilike` writes it on SQLite, gives
+    exactly its rows. CROSS JOIN keeps the FTS table as the outer loop, as in
+    `numbers_cte`."""
+    stmt = sql_text(
+        "SELECT customers.id AS id FROM customer_name_search "
+        "CROSS JOIN customers ON customers.rowid = customer_name_search.rowid "
+        "WHERE customer_name_search MATCH :index_phrase "
+        "AND customers.account_id = :account_id "
+        "AND lower(customers.name) LIKE lower(:pattern) ESCAPE '\\' LIMIT :customer_limit"
+    ).columns(column("id"))
+    return stmt.cte("matched").prefix_with("MATERIALIZED")
 
 
 def numbers_cte(sqlite: bool) -> Any:
