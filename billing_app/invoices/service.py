@@ -1000,23 +1000,22 @@ def _finalize_in_one_statement(
     )
     if record is None:
         return None
-    with core_write(conn, one_statement=True):
-        done = finalize_pg.issue(
-            conn,
-            account_id=account_id,
-            invoice_id=invoice_id,
-            entity_id=entity.id,
-            seen_updated_at=seen_updated_at,
-            template=template,
-            timezone=entity.timezone or "UTC",
-            handle_suffix=_handle_suffix(invoice_id),
-            due_at=invoice.due_at,
-            term_days=payment_term(customer.net_payment_term, entity.net_payment_term),
-            totals=early.totals,
-            state=early.state,
-            snapshot=take_snapshot(invoice, entity, customer),
-            record=record,
-        )
+    done = finalize_pg.issue(
+        conn,
+        account_id=account_id,
+        invoice_id=invoice_id,
+        entity_id=entity.id,
+        seen_updated_at=seen_updated_at,
+        template=template,
+        timezone=entity.timezone or "UTC",
+        handle_suffix=_handle_suffix(invoice_id),
+        due_at=invoice.due_at,
+        term_days=payment_term(customer.net_payment_term, entity.net_payment_term),
+        totals=early.totals,
+        state=early.state,
+        snapshot=take_snapshot(invoice, entity, customer),
+        record=record,
+    )
     if done is None:
         raise InvalidState(_CHANGED_MEANWHILE)
     issue = Issue(done.issued_at, done.due_at, early.totals, early.state, done.paid_at)
