@@ -50,6 +50,7 @@ from ..database import Precompiled, UTCDateTime, core_write
 from ..entities.service import NumberTemplate
 from . import calc
 from .models import PAID
+from .records import TOTALS_COLUMNS
 
 # The unique constraint of (account_id, handle) on invoices.
 HANDLE_UNIQUE = "uq_invoices_account_id_handle"
@@ -135,16 +136,6 @@ _ISSUE = Precompiled(
         paid_at=UTCDateTime,
     )
 )
-_TOTALS = (
-    "subtotal_minor",
-    "discount_minor",
-    "credit_minor",
-    "net_minor",
-    "vat_minor",
-    "gross_minor",
-    "prepaid_credit_minor",
-    "total_minor",
-)
 
 
 def issue(
@@ -192,7 +183,7 @@ def issue(
         "a1": record.after[1],
         "a2": record.after[2],
     }
-    for name in _TOTALS:
+    for name in TOTALS_COLUMNS:
         params[name] = getattr(totals, name)
     params |= record.params
     try:

@@ -21,6 +21,19 @@ from sqlalchemy.engine import Row
 
 from .models import Invoice, InvoiceLine
 
+# The invoice columns a finalize writes from its totals (calc.Totals' fields of the
+# same names).
+TOTALS_COLUMNS = (
+    "subtotal_minor",
+    "discount_minor",
+    "credit_minor",
+    "net_minor",
+    "vat_minor",
+    "gross_minor",
+    "prepaid_credit_minor",
+    "total_minor",
+)
+
 
 @dataclass(slots=True)
 class LineRecord:

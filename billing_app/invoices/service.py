@@ -79,7 +79,7 @@ from .models import (
     Invoice,
     InvoiceLine,
 )
-from .records import INVOICE_COLUMNS, LineRecord, invoice_record, invoice_row
+from .records import INVOICE_COLUMNS, TOTALS_COLUMNS, LineRecord, invoice_record, invoice_row
 
 MAX_LINES = 500
 LINE_KINDS = {"discount": calc.DISCOUNT, "credit": calc.CREDIT}
@@ -1029,14 +1029,7 @@ _ISSUED_COLUMNS = (
     "handle",
     "issued_at",
     "due_at",
-    "subtotal_minor",
-    "discount_minor",
-    "credit_minor",
-    "net_minor",
-    "vat_minor",
-    "gross_minor",
-    "prepaid_credit_minor",
-    "total_minor",
+    *TOTALS_COLUMNS,
     "state",
     "paid_at",
     "updated_at",
