@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import pages as bench_pages  # noqa: E402
+from bench.profile_pages import signed_in_client  # noqa: E402
 
 
 def main() -> int:
@@ -42,16 +42,7 @@ def main() -> int:
     from billing_app import create_app
 
     app = create_app({"DATABASE_URL": args.url, "SECRET_KEY": "bench"})
-    client = app.test_client()
-    body = client.get("/signin").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
-    signed = client.post(
-        "/signin",
-        data={"email": bench_pages.EMAIL, "password": bench_pages.PASSWORD, "csrf_token": token},
-    )
-    assert signed.status_code == 302
-    body = client.get("/settings/api-keys").get_data(as_text=True)
-    token = re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)  # type: ignore[union-attr]
+    client, token = signed_in_client(app)
     specs = bench_pages.pages(ids, "", token)
     anonymous = app.test_client()
     inner = app.wsgi_app

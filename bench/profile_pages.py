@@ -91,13 +91,9 @@ def floor_routes(app: Any) -> None:
     app.register_blueprint(bp, url_prefix="/_floor")
 
 
-def run(url: str, ids: dict[str, Any], args: argparse.Namespace) -> None:
-    from werkzeug.test import EnvironBuilder
-
-    from billing_app import create_app
-
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})
-    floor_routes(app)
+def signed_in_client(app: Any) -> tuple[Any, str]:
+    """A test client of `app` signed in as the bench's user, and the CSRF token its pages'
+    htmx requests send."""
     client = app.test_client()
     body = client.get("/signin").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', body).group(1)  # type: ignore[union-attr]
@@ -107,7 +103,17 @@ def run(url: str, ids: dict[str, Any], args: argparse.Namespace) -> None:
     )
     assert resp.status_code == 302, resp.status_code
     body = client.get("/settings/api-keys").get_data(as_text=True)
-    token = re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)  # type: ignore[union-attr]
+    return client, re.search(r'"X-CSRFToken": "([^"]+)"', body).group(1)  # type: ignore[union-attr]
+
+
+def run(url: str, ids: dict[str, Any], args: argparse.Namespace) -> None:
+    from werkzeug.test import EnvironBuilder
+
+    from billing_app import create_app
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})
+    floor_routes(app)
+    client, token = signed_in_client(app)
     specs = bench_pages.pages(ids, "", token)
     specs = {
         "static": specs["static"],
