@@ -132,6 +132,21 @@ class Tenant:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
+def fail_audit_record(patch: pytest.MonkeyPatch, action: str, message: str) -> None:
+    """Make `audit.record` raise RuntimeError(message) for `action`: a failure late in a
+    write transaction, after its other statements ran. Other actions record as usual."""
+    from billing_app.audit import service as audit_service
+
+    real = audit_service.record
+
+    def failing(account_id: Any, recorded: str, *args: Any, **kwargs: Any) -> Any:
+        if recorded == action:
+            raise RuntimeError(message)
+        return real(account_id, recorded, *args, **kwargs)
+
+    patch.setattr(audit_service, "record", failing)
+
+
 def make_tenant(app: Flask, name: str, email: str) -> Tenant:
     from billing_app.accounts.service import create_account
 

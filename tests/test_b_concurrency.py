@@ -15,10 +15,9 @@ from urllib.parse import urlparse
 
 import pytest
 from b_setup import DECLINE, Catalog
-from conftest import row_counts
+from conftest import fail_audit_record, row_counts
 from sqlalchemy import func, select
 
-from billing_app.audit import service as audit_service
 from billing_app.database import utcnow
 from billing_app.extensions import db
 from billing_app.invoices.models import Invoice
@@ -255,14 +254,9 @@ def test_database_error_after_lines_were_built_changes_nothing(
     cat.credit(sub, "credit", 300)
     cat.discount(sub, "d", percentage="10", fixed_count=5)
     counts = row_counts(app)
-    real = audit_service.record
-
-    def broken(account_id, action, *args, **kwargs):
-        if action == "invoice.created":
-            raise RuntimeError("injected database failure after the lines were built")
-        return real(account_id, action, *args, **kwargs)
-
-    monkeypatch.setattr(audit_service, "record", broken)
+    fail_audit_record(
+        monkeypatch, "invoice.created", "injected database failure after the lines were built"
+    )
     resp = client.post(
         "/v1/subscription/sub/invoice",
         json={

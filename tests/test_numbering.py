@@ -12,6 +12,7 @@ from decimal import Decimal
 from urllib.parse import urlparse
 
 import pytest
+from conftest import fail_audit_record
 from sqlalchemy import select
 
 from billing_app.audit import service as audit_service
@@ -134,14 +135,9 @@ def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(
 
     with monkeypatch.context() as patch:
         if where == "transaction":
-            real_record = audit_service.record
-
-            def failing_record(account_id, action, *args, **kwargs):
-                if action == "invoice.finalized":
-                    raise RuntimeError("injected failure after the number was taken")
-                return real_record(account_id, action, *args, **kwargs)
-
-            patch.setattr(audit_service, "record", failing_record)
+            fail_audit_record(
+                patch, "invoice.finalized", "injected failure after the number was taken"
+            )
             patch.setattr(invoices, "number_template", lambda pattern, prefix: None)
         else:
             real_template = audit_service.template
