@@ -12,9 +12,9 @@ import hmac
 import secrets
 import string
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -173,22 +173,41 @@ class KeyPrincipal:
 
 _KEYS = ApiKey.__table__
 _ACCOUNTS = Account.__table__
-_KEY_LOOKUP = (
-    select(
-        _KEYS.c.id,
-        _KEYS.c.prefix,
-        _KEYS.c.key_hash,
-        _KEYS.c.revoked_at,
-        _KEYS.c.last_used_at,
-        _ACCOUNTS.c.id.label("account_id"),
-        _ACCOUNTS.c.name,
-        _ACCOUNTS.c.timezone,
-        _ACCOUNTS.c.default_currency,
-        _ACCOUNTS.c.default_vat_percent,
-    )
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _KEYS.c.account_id)
-    .where(_KEYS.c.prefix == bindparam("prefix"))
+# What a key's lookup reads, in this order (`principal_from_values` takes them so).
+KEY_COLUMNS = (
+    _KEYS.c.id,
+    _KEYS.c.prefix,
+    _KEYS.c.key_hash,
+    _KEYS.c.revoked_at,
+    _KEYS.c.last_used_at,
+    _ACCOUNTS.c.id.label("account_id"),
+    _ACCOUNTS.c.name,
+    _ACCOUNTS.c.timezone,
+    _ACCOUNTS.c.default_currency,
+    _ACCOUNTS.c.default_vat_percent,
 )
+KEY_TABLES = _KEYS.join(_ACCOUNTS, _ACCOUNTS.c.id == _KEYS.c.account_id)
+_KEY_LOOKUP = (
+    select(*KEY_COLUMNS).select_from(KEY_TABLES).where(_KEYS.c.prefix == bindparam("prefix"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCandidate:
+    """A key of the right shape, not yet looked up: its visible prefix and its hash."""
+
+    prefix: str
+    key_hash: str
+
+
+def key_candidate(raw: str) -> KeyCandidate | None:
+    """The candidate for `raw`, or None for a malformed key (no query needed to refuse it)."""
+    if (
+        not raw.startswith(KEY_PREFIX)
+        or len(raw) != len(KEY_PREFIX) + _PREFIX_LEN + 1 + _SECRET_LEN
+    ):
+        return None
+    return KeyCandidate(raw[: len(KEY_PREFIX) + _PREFIX_LEN], _hash_key(raw))
 
 
 def authenticate_api_key(raw: str) -> KeyPrincipal | None:
@@ -196,31 +215,43 @@ def authenticate_api_key(raw: str) -> KeyPrincipal | None:
 
     One indexed query on the visible prefix, then a constant-time comparison of hashes.
     """
-    if (
-        not raw.startswith(KEY_PREFIX)
-        or len(raw) != len(KEY_PREFIX) + _PREFIX_LEN + 1 + _SECRET_LEN
-    ):
-        return None
-    prefix = raw[: len(KEY_PREFIX) + _PREFIX_LEN]
+    candidate = key_candidate(raw)
+    return None if candidate is None else look_up_key(candidate)
+
+
+def look_up_key(candidate: KeyCandidate) -> KeyPrincipal | None:
     with core_connection() as conn:
-        row = precompiled(_KEY_LOOKUP).execute(conn, {"prefix": prefix}).one_or_none()
-    if row is None:
-        return None
-    if not hmac.compare_digest(row.key_hash, _hash_key(raw)) or row.revoked_at is not None:
-        return None
+        row = precompiled(_KEY_LOOKUP).execute(conn, {"prefix": candidate.prefix}).one_or_none()
+    return None if row is None else principal_from_values(candidate, row)
+
+
+def note_key_use(key_id: uuid.UUID, last_used_at: datetime | None) -> None:
+    """Set the key's last use to now, unless that was noted less than a minute ago."""
     now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
         with write_transaction():
-            db.session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+            db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
+def principal_from_values(candidate: KeyCandidate, values: Sequence[Any]) -> KeyPrincipal | None:
+    """The principal from a lookup's `KEY_COLUMNS` values (the first ones of `values`), or
+    None when the hash differs or the key is revoked. Notes the key's use (once a minute)."""
+    key_id, prefix, key_hash, revoked_at, last_used_at = values[:5]
+    if key_id is None or not hmac.compare_digest(key_hash, candidate.key_hash):
+        return None
+    if revoked_at is not None:
+        return None
+    note_key_use(key_id, last_used_at)
+    account_id, name, timezone, default_currency, default_vat_percent = values[5:10]
     return KeyPrincipal(
-        key_id=row.id,
-        prefix=row.prefix,
+        key_id=key_id,
+        prefix=prefix,
         account=AccountRef(
-            id=row.account_id,
-            name=row.name,
-            timezone=row.timezone,
-            default_currency=row.default_currency,
-            default_vat_percent=row.default_vat_percent,
+            id=account_id,
+            name=name,
+            timezone=timezone,
+            default_currency=default_currency,
+            default_vat_percent=default_vat_percent,
         ),
     )
 

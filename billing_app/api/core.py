@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..accounts.service import authenticate_api_key
+from ..accounts.scope import AccountScope, PendingKey
+from ..accounts.service import KeyPrincipal, authenticate_api_key, key_candidate, look_up_key
 from ..audit.service import Actor, set_actor
 from ..database import utcnow, write_transaction
 from ..errors import IdempotencyConflict
@@ -158,11 +159,43 @@ def authenticate() -> None:
         raw = user
     if not raw:
         raise AuthError("Missing API key")
-    found = authenticate_api_key(raw)
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, KEY_IN_FIRST_READ, False) and "Idempotency-Key" not in request.headers:
+        # The route's service looks the key up with its first read (`accounts.scope`).
+        candidate = key_candidate(raw)
+        if candidate is None:
+            raise AuthError(_REFUSED)
+        g.pending_key = PendingKey(candidate, _accept)
+        return
+    _accept(authenticate_api_key(raw))
+
+
+_REFUSED = "Invalid or revoked API key"
+# A view attribute: its service takes `account_scope()` and looks the key up itself.
+KEY_IN_FIRST_READ = "key_in_first_read"
+
+
+def _accept(found: KeyPrincipal | None) -> None:
+    g.pending_key = None
     if found is None:
-        raise AuthError("Invalid or revoked API key")
+        raise AuthError(_REFUSED)
     g.api_key, g.account = found, found.account
     set_actor(Actor("api_key", str(found.key_id), request_id()))
+
+
+def account_scope() -> AccountScope:
+    """What a KEY_IN_FIRST_READ view hands its service: the key still to be looked up, or
+    the account when it was looked up already (a request with an Idempotency-Key)."""
+    pending: PendingKey | None = g.get("pending_key")
+    return pending if pending is not None else g.account.id
+
+
+def settle_pending_key() -> None:
+    """Look up a key the view left pending (it answered before its first read, e.g. with
+    a validation error): AuthError when it is refused, as if it had been looked up first."""
+    pending: PendingKey | None = g.get("pending_key")
+    if pending is not None:
+        _accept(look_up_key(pending.candidate))
 
 
 WWW_AUTHENTICATE = 'Bearer realm="billing_app", Basic realm="billing_app"'

@@ -6,6 +6,7 @@ Routes are thin: parse (the endpoint decorator), call one service, serialise her
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import g
@@ -22,7 +23,7 @@ from ..invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID,
 from ..taxes import service as taxes
 from ..taxes.models import TaxRate
 from . import schemas_a as s
-from .core import iso
+from .core import account_scope, iso
 from .dialect_a import endpoint, make_blueprint
 
 bp = make_blueprint("api_a")
@@ -175,6 +176,7 @@ INVOICE_404 = {404: "Invoice not found"}
     response=s.InvoiceResponse,
     tags=("Invoices",),
     errors={**AUTH_ERRORS, 404: "Customer not found"},
+    key_in_first_read=True,
 )
 def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     """Create a one-off invoice with custom line items (a draft)."""
@@ -196,7 +198,7 @@ def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
             for item in body.line_items
         ],
     )
-    return invoice_json(invoices.create_one_off_invoice(account_id(), req))
+    return invoice_json(invoices.create_one_off_invoice(account_scope(), req))
 
 
 @endpoint(
@@ -286,15 +288,18 @@ def delete_invoice(invoice_id: str) -> None:
 
 
 def _action(name: str, summary: str, error400: str) -> None:
-    service = {
+    services: dict[str, Callable[[Any, uuid.UUID], Any]] = {
         "finalize": invoices.finalize_invoice,
         "pay": invoices.mark_paid,
         "void": invoices.void_invoice,
-    }[name]
+    }
+    service = services[name]
 
     def view(invoice_id: str) -> dict[str, Any]:
-        # The service returns the invoice as stored, lines loaded: no second read.
-        return invoice_json(service(account_id(), parse_uuid(invoice_id, "Invoice")))
+        # The service returns the invoice as stored, lines loaded: no second read. Finalize
+        # looks the API key up with that read (`key_in_first_read`).
+        account = account_scope() if name == "finalize" else account_id()
+        return invoice_json(service(account, parse_uuid(invoice_id, "Invoice")))
 
     view.__name__ = f"{name}_invoice"
     view.__doc__ = summary
@@ -306,6 +311,7 @@ def _action(name: str, summary: str, error400: str) -> None:
         response=s.InvoiceResponse,
         tags=("Invoices",),
         errors={**AUTH_ERRORS, **INVOICE_404, 400: error400},
+        key_in_first_read=name == "finalize",
     )(view)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import InvalidInput
 from ..extensions import db
 from .core import (
+    KEY_IN_FIRST_READ,
     AuthError,
     BodyError,
     EndpointDoc,
@@ -26,6 +27,7 @@ from .core import (
     json_response,
     parse_json_body,
     request_id,
+    settle_pending_key,
 )
 
 
@@ -89,9 +91,23 @@ def endpoint(
     errors: dict[int, str] | None = None,
     tags: tuple[str, ...] = (),
     content_type: str = "application/json",
+    key_in_first_read: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a route: validate body/query with the models, call the view, answer JSON
-    with `status` (204 for None), map errors, and apply Idempotency-Key to POSTs."""
+    with `status` (204 for None), map errors, and apply Idempotency-Key to POSTs.
+
+    `key_in_first_read`: the view hands its service `core.account_scope()`, whose first
+    read looks the API key up (`accounts.scope`); a key the view leaves pending is looked
+    up when it answers, and a refused one turns the answer into the 401.
+    """
+
+    def refused() -> Response | None:
+        """The 401 for a key left pending by a view that failed before its first read."""
+        try:
+            settle_pending_key()
+        except AuthError as exc:
+            return dialect.error_response(exc)
+        return None
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -102,7 +118,7 @@ def endpoint(
             # client may fix the request and retry with the same key.
             store = True
             try:
-                if method == "POST":
+                if method == "POST" and g.get("pending_key") is None:
                     state = idempotency_begin(g.account.id)
                     if state.replay is not None:
                         return state.replay
@@ -118,14 +134,15 @@ def endpoint(
                     resp = Response(status=204)
                 else:
                     resp = json_response(result, status)
+                settle_pending_key()
             except _Invalid as invalid:
                 db.session.rollback()
                 store = False
-                resp = dialect.validation_response(invalid.exc, invalid.where)
+                resp = refused() or dialect.validation_response(invalid.exc, invalid.where)
             except Exception as exc:
                 db.session.rollback()
                 store = not isinstance(exc, BodyError | InvalidInput)
-                resp = dialect.error_response(exc)
+                resp = refused() or dialect.error_response(exc)
                 if resp is None:
                     raise
             finally:
@@ -146,6 +163,7 @@ def endpoint(
                 content_type=content_type,
             ),
         )
+        setattr(view, KEY_IN_FIRST_READ, key_in_first_read)
         bp.add_url_rule(rule, view_func=view, methods=[method])
         return view
 

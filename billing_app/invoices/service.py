@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..accounts.models import Account
+from ..accounts.scope import AccountScope, scoped_rows
 from ..audit import service as audit
 from ..catalog.models import Charge, Metric
 from ..crud import order_clause, page
@@ -386,20 +387,20 @@ _PRICING_PARTIES = (
 
 
 def _customer_and_entity(
-    conn: Any, account_id: uuid.UUID, customer_id: uuid.UUID, entity_id: uuid.UUID | None
-) -> tuple[Any, TaxTable]:
-    """(the pricing parties' row, their tax table): customer (customer_id, tax_rate_id),
-    entity (entity_id, entity_tax_rate_id), the account's default VAT. The entity is the
-    request's, else the customer's, else the account's default. NotFound for either
-    (another account's included)."""
-    params = {"account": account_id, "id": customer_id, "entity": entity_id}
-    rows = precompiled(_PRICING_PARTIES).execute(conn, params).all()
+    conn: Any, account: AccountScope, customer_id: uuid.UUID, entity_id: uuid.UUID | None
+) -> tuple[uuid.UUID, Any, TaxTable]:
+    """(the account id, the pricing parties' row, their tax table): customer (customer_id,
+    tax_rate_id), entity (entity_id, entity_tax_rate_id), the account's default VAT. The
+    entity is the request's, else the customer's, else the account's default. NotFound for
+    either (another account's included)."""
+    params = {"id": customer_id, "entity": entity_id}
+    account_id, rows = scoped_rows(conn, _PRICING_PARTIES, account, params)
     if not rows:
         raise NotFound("Customer")
     row = rows[0]
     if row.entity_id is None:
         raise NotFound("Billing entity")
-    return row, tax_table(rows, row.default_vat_percent)
+    return account_id, row, tax_table(rows, row.default_vat_percent)
 
 
 _NEW_INVOICE_DEFAULTS: dict[str, Any] = {attr: None for _, attr in INVOICE_COLUMNS} | {
@@ -541,7 +542,7 @@ def _store_new_invoice(
     )
 
 
-def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
+def create_one_off_invoice(account: AccountScope, req: OneOffInvoiceRequest) -> Invoice:
     """A draft one-off invoice. Raises NotFound (customer, billing entity), InvalidInput.
 
     Everything is read and computed first; the write transaction (on SQLite the write lock)
@@ -549,11 +550,13 @@ def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> 
     invoice returned is a plain record with the model's attributes, not a session object.
     """
     with core_connection() as conn:
-        return _create_one_off(conn, account_id, req)
+        return _create_one_off(conn, account, req)
 
 
-def _create_one_off(conn: Any, account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
-    found, taxes = _customer_and_entity(conn, account_id, req.customer_id, req.billing_entity_id)
+def _create_one_off(conn: Any, account: AccountScope, req: OneOffInvoiceRequest) -> Invoice:
+    account_id, found, taxes = _customer_and_entity(
+        conn, account, req.customer_id, req.billing_entity_id
+    )
     parties = Parties(
         account_id, found.default_vat_percent, found.tax_rate_id, found.entity_tax_rate_id
     )
@@ -859,7 +862,7 @@ _SPEND_WALLET = (
 )
 
 
-def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+def finalize_invoice(account: AccountScope, invoice_id: uuid.UUID) -> Invoice:
     """draft -> open (or paid when nothing is due). InvalidState otherwise.
 
     Reads and computes first; the write transaction (on SQLite the write lock) takes the
@@ -868,18 +871,17 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     All with Core; the invoice returned is a plain record with the model's attributes.
     """
     with core_connection() as conn:
-        return _finalize(conn, account_id, invoice_id)
+        return _finalize(conn, account, invoice_id)
 
 
-def _finalize(conn: Any, account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
+def _finalize(conn: Any, account: AccountScope, invoice_id: uuid.UUID) -> Invoice:
     postgres = conn.dialect.name == "postgresql"
-    row = (
-        precompiled(_ISSUE_READ_WITH_LINES if postgres else _ISSUE_READ)
-        .execute(conn, {"account": account_id, "invoice": invoice_id})
-        .first()
+    account_id, rows = scoped_rows(
+        conn, _ISSUE_READ_WITH_LINES if postgres else _ISSUE_READ, account, {"invoice": invoice_id}
     )
-    if row is None:
+    if not rows:
         raise NotFound("Invoice")
+    row = rows[0]
     if row.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
     if postgres:
