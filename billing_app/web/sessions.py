@@ -31,8 +31,9 @@ class RememberingCookieSessions(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
-            serializer = self.get_signing_serializer(app)
-            return None if serializer is None else self.session_class()
+            # No cookie (every API request): a new session, or None without a key, as
+            # Flask decides, without making a signing serializer to find that out.
+            return self.session_class() if app.secret_key else None
         max_age = int(app.permanent_session_lifetime.total_seconds())
         # Looked up before the signing serializer is made: making one (itsdangerous checks
         # its JSON serializer by serializing {}) cost more than the lookup. Only a cookie
