@@ -18,15 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from ..money import divide, multiply, round_half_up
 
 CHARGE, DISCOUNT, CREDIT = "charge", "discount", "credit"
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class LineInput:
+class LineInput(NamedTuple):
+    # A named tuple, not a frozen dataclass: an invoice page makes one per line, and a
+    # frozen dataclass's __init__ (object.__setattr__ per field) cost 4x as much.
     amount_minor: int
     rate: Decimal  # a fraction: 0.19 for 19 %
     amount_incl_vat: bool = False
@@ -77,32 +80,39 @@ def compute_totals(
     progressive_credit_minor: int = 0,
 ) -> Totals:
     """Totals of a document. Line order never matters; every figure is an exact integer."""
-    gross_sums: dict[Decimal, int] = {}
-    net_sums: dict[Decimal, int] = {}
-    vat_unrounded: dict[Decimal, Decimal] = {}
+    # Per rate: [gross-priced amounts, net-priced amounts, unrounded VAT], each summed in
+    # line order (the VAT with the default context's additions, as always).
+    sums: dict[Decimal, list[Any]] = {}
+    # Rates that are equal as numbers (0.19 and 0.190) are one rate: normalized once per
+    # rate, not per line (a fresh Decimal's hash costs more than the rest of a line).
+    normalized: dict[Decimal, Decimal] = {}
     discount = credit = 0
     for line in lines:
         if line.rate < 0:
             raise ValueError("VAT rate cannot be negative")
+        amount = line.amount_minor
         if line.kind == DISCOUNT:
-            discount -= line.amount_minor
+            discount -= amount
         elif line.kind == CREDIT:
-            credit -= line.amount_minor
-        # Rates that are equal as numbers (0.19 and 0.190) are one rate.
-        rate = line.rate.normalize()
-        bucket = gross_sums if line.amount_incl_vat else net_sums
-        bucket[rate] = bucket.get(rate, 0) + line.amount_minor
-        gross_sums.setdefault(rate, 0)
-        net_sums.setdefault(rate, 0)
-        vat_unrounded[rate] = vat_unrounded.get(rate, Decimal(0)) + _unrounded_vat(
-            line.amount_minor, rate, line.amount_incl_vat
-        )
+            credit -= amount
+        rate = normalized.get(line.rate)
+        if rate is None:
+            rate = normalized[line.rate] = line.rate.normalize()
+        acc = sums.get(rate)
+        if acc is None:
+            acc = sums[rate] = [0, 0, _ZERO]
+        if line.amount_incl_vat:
+            acc[0] += amount
+            acc[2] = acc[2] + divide(multiply(Decimal(amount), rate), _ONE + rate)
+        else:
+            acc[1] += amount
+            acc[2] = acc[2] + multiply(Decimal(amount), rate)
 
     by_rate: list[RateTotals] = []
-    for rate in sorted(vat_unrounded):
-        vat = round_half_up(vat_unrounded[rate])
-        net_priced = net_sums[rate]
-        gross = gross_sums[rate] + net_priced + round_half_up(multiply(Decimal(net_priced), rate))
+    for rate in sorted(sums):
+        gross_priced, net_priced, vat_unrounded = sums[rate]
+        vat = round_half_up(vat_unrounded)
+        gross = gross_priced + net_priced + round_half_up(multiply(Decimal(net_priced), rate))
         by_rate.append(
             RateTotals(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross)
         )
