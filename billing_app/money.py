@@ -110,6 +110,11 @@ def divide(a: Decimal, b: Decimal) -> Decimal:
     return _MATH.divide(a, b)
 
 
+def add(a: Decimal, b: Decimal) -> Decimal:
+    """Sum within 60 significant digits (the default context keeps 28)."""
+    return _MATH.add(a, b)
+
+
 def line_amount(quantity: Decimal, unit_amount: Decimal) -> int:
     """A line's amount in whole minor units: quantity x unit amount, rounded half-up."""
     return round_half_up(multiply(quantity, unit_amount))

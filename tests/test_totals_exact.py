@@ -1,26 +1,40 @@
-"""`calc.compute_totals` was made cheaper per line (docs/performance.md, "Pages", fifth
-session: one accumulator per rate, each rate normalized once): it answers exactly what
-its former self did, down to each figure and the text of each rate."""
+"""`calc.compute_totals` against a reference written in exact rational numbers
+(`fractions.Fraction`) straight from DOMAIN.md's rules: every figure and the text of each
+rate. compute_totals was made cheaper per line (docs/performance.md, "Pages", fifth
+session) and its VAT per rate is now one quotient per rate instead of a sum of each line's
+rounded quotient, which in some orders of the lines came out a hair short of an exact half
+(test_order_never_moves_an_exact_half)."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from decimal import Decimal as D
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing_app.invoices.calc import CHARGE, CREDIT, DISCOUNT, LineInput, Totals, compute_totals
 from billing_app.invoices.calc import RateTotals as Rate
-from billing_app.money import divide, multiply, round_half_up
 
 
-def former_compute_totals(
+def half_up(value: Fraction) -> int:
+    """Round to a whole number, ties away from zero."""
+    whole = math.floor(abs(value) + Fraction(1, 2))
+    return whole if value >= 0 else -whole
+
+
+def exact_totals(
     lines: list[LineInput], *, prepaid_available_minor: int = 0, progressive_credit_minor: int = 0
 ) -> Totals:
-    """compute_totals as it was before (commit 2c99317), word for word."""
+    """The rules in rational numbers: per rate (equal rates are one, written as the first
+    line writes it, normalized) the VAT of every line summed exactly and rounded once;
+    gross = G + N + round(N x r); net = gross - VAT."""
+    first_text: dict[D, D] = {}
     gross_sums: dict[D, int] = {}
     net_sums: dict[D, int] = {}
-    vat_unrounded: dict[D, D] = {}
+    vat: dict[D, Fraction] = {}
     discount = credit = 0
     for line in lines:
         if line.rate < 0:
@@ -29,27 +43,26 @@ def former_compute_totals(
             discount -= line.amount_minor
         elif line.kind == CREDIT:
             credit -= line.amount_minor
-        rate = line.rate.normalize()
-        bucket = gross_sums if line.amount_incl_vat else net_sums
-        bucket[rate] = bucket.get(rate, 0) + line.amount_minor
-        gross_sums.setdefault(rate, 0)
-        net_sums.setdefault(rate, 0)
-        amount = D(line.amount_minor)
-        unrounded = (
-            divide(multiply(amount, rate), D(1) + rate)
-            if line.amount_incl_vat
-            else multiply(amount, rate)
-        )
-        vat_unrounded[rate] = vat_unrounded.get(rate, D(0)) + unrounded
+        rate = first_text.setdefault(line.rate, line.rate.normalize())
+        r = Fraction(rate)
+        if line.amount_incl_vat:
+            gross_sums[rate] = gross_sums.get(rate, 0) + line.amount_minor
+            share = Fraction(line.amount_minor) * r / (1 + r)
+        else:
+            net_sums[rate] = net_sums.get(rate, 0) + line.amount_minor
+            share = Fraction(line.amount_minor) * r
+        vat[rate] = vat.get(rate, Fraction(0)) + share
     by_rate = []
-    for rate in sorted(vat_unrounded):
-        vat = round_half_up(vat_unrounded[rate])
-        net_priced = net_sums[rate]
-        gross = gross_sums[rate] + net_priced + round_half_up(multiply(D(net_priced), rate))
-        by_rate.append(Rate(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross))
+    for rate in sorted(vat):
+        rounded = half_up(vat[rate])
+        net_priced = net_sums.get(rate, 0)
+        gross = gross_sums.get(rate, 0) + net_priced + half_up(net_priced * Fraction(rate))
+        by_rate.append(
+            Rate(rate=rate, net_minor=gross - rounded, vat_minor=rounded, gross_minor=gross)
+        )
     net = sum(r.net_minor for r in by_rate)
-    vat = sum(r.vat_minor for r in by_rate)
-    gross = net + vat - progressive_credit_minor
+    total_vat = sum(r.vat_minor for r in by_rate)
+    gross = net + total_vat - progressive_credit_minor
     if prepaid_available_minor < 0:
         raise ValueError("prepaid credit cannot be negative")
     prepaid = max(0, min(prepaid_available_minor, gross))
@@ -58,7 +71,7 @@ def former_compute_totals(
         discount_minor=discount,
         credit_minor=credit,
         net_minor=net,
-        vat_minor=vat,
+        vat_minor=total_vat,
         gross_minor=gross,
         prepaid_credit_minor=prepaid,
         total_minor=gross - prepaid,
@@ -101,15 +114,28 @@ line = st.builds(
     prepaid=st.integers(0, 10**12),
     progressive=st.integers(0, 10**6),
 )
-def test_compute_totals_answers_what_it_did(lines, prepaid, progressive):
+def test_compute_totals_answers_the_exact_rules(lines, prepaid, progressive):
     now = compute_totals(
         lines, prepaid_available_minor=prepaid, progressive_credit_minor=progressive
     )
-    before = former_compute_totals(
+    exact = exact_totals(
         lines, prepaid_available_minor=prepaid, progressive_credit_minor=progressive
     )
-    assert now == before
-    assert repr(now) == repr(before)  # each rate's text too (0.19, not 0.190)
+    assert now == exact
+    assert repr(now) == repr(exact)  # each rate's text too (0.19, not 0.190)
+
+
+def test_order_never_moves_an_exact_half():
+    """-1 546 281 + 1 + 1 - 2 cents, prices incl. 20 % VAT: the VAT is exactly
+    -257 713.5 cents, -257 714 rounded half away from zero, in every order of the lines
+    (summing each line's 28-digit quotient gave -257 713 in some)."""
+    lines = [LineInput(amount, D("0.2"), True) for amount in (1, -2, -1_546_281, 1)]
+    answers = {compute_totals(order) for order in itertools.permutations(lines)}
+    assert len(answers) == 1
+    (totals,) = answers
+    assert totals.vat_minor == -257_714
+    assert totals.gross_minor == -1_546_281
+    assert totals.net_minor == -1_546_281 + 257_714
 
 
 def test_a_negative_rate_is_still_refused():
