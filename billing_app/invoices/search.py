@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import column
+from sqlalchemy import column, literal_column
 from sqlalchemy import text as sql_text
 
 CUSTOMER_CAP = 50
@@ -75,7 +75,7 @@ def sqlite_customers_cte() -> Any:
     narrows to a superset (`index_phrase`), and the condition the list used before,
     `lower(name) LIKE lower(pattern)` as SQLAlchemy's `ilike` writes it on SQLite, gives
     exactly its rows. CROSS JOIN keeps the FTS table as the outer loop, as in
-    `numbers_cte`."""
+    `sqlite_numbers_cte`."""
     stmt = sql_text(
         "SELECT customers.id AS id FROM customer_name_search "
         "CROSS JOIN customers ON customers.rowid = customer_name_search.rowid "
@@ -86,33 +86,42 @@ def sqlite_customers_cte() -> Any:
     return stmt.cte("matched").prefix_with("MATERIALIZED")
 
 
-def numbers_cte(sqlite: bool, columns: Sequence[Any]) -> Any:
-    """The account's invoices whose printed number contains the text (bind parameters
-    `pattern`, `account_id`, `number_limit`; on SQLite also `index_phrase`), at most
-    `number_limit` of them, found through the trigram index, as a materialized CTE of
-    their `columns` (columns of `invoices`, named as there). The rows stay in the
-    database: read into Python and sent back, 200 of them cost more than the rest of the
-    page. They are carried whole: the trigram index's lookup reads each row anyway, and
-    taking them by id again afterwards cost PostgreSQL four buffer reads a row."""
-    # The names are the model's column keys, never input: S608 below is not an injection.
+def sqlite_numbers_cte() -> Any:
+    """SQLite: the account's invoices whose printed number contains the text (bind
+    parameters `index_phrase`, `pattern`, `account_id`, `number_limit`), at most
+    `number_limit` of them, found through the FTS5 trigram table, as a materialized CTE of
+    their rowids named `numbers` (column `rid`; `join_numbers` joins them to invoices).
+    The rowids stay in the database: read into Python and sent back, 200 of them cost
+    more than the rest of the page."""
+    # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
+    # account's invoices and probed the index per row).
+    stmt = sql_text(
+        "SELECT invoices.rowid AS rid FROM invoice_number_search "
+        "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
+        "WHERE invoice_number_search MATCH :index_phrase "
+        "AND invoices.account_id = :account_id "
+        "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
+    ).columns(column("rid"))
+    return stmt.cte("numbers").prefix_with("MATERIALIZED")
+
+
+def join_numbers(numbers: Any, invoices: Any) -> Any:
+    """SQLite: `sqlite_numbers_cte` joined to the invoices it names, the CTE first."""
+    return numbers.join(invoices, literal_column("invoices.rowid") == numbers.c.rid)
+
+
+def numbers_cte(columns: Sequence[Any]) -> Any:
+    """PostgreSQL: the account's invoices whose printed number contains the text (bind
+    parameters `pattern`, `account_id`, `number_limit`), at most `number_limit` of them,
+    found through the trigram index (the planner picks it for a selective ILIKE by
+    itself), as a materialized CTE named `numbers` of their `columns` (columns of
+    `invoices`, named as there). The rows are carried whole: the index lookup reads each
+    row anyway, and taking them again by id afterwards cost four buffer reads a row."""
+    # The names are the model's column keys, never input: S608 is not an injection.
     names = ", ".join(f"invoices.{c.key}" for c in columns)
-    if sqlite:
-        # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
-        # account's invoices and probed the index per row).
-        stmt = sql_text(
-            f"SELECT {names} FROM invoice_number_search "  # noqa: S608
-            "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
-            "WHERE invoice_number_search MATCH :index_phrase "
-            "AND invoices.account_id = :account_id "
-            "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
-        )
-    else:
-        # The planner picks the GIN index for a selective ILIKE by itself (with the
-        # pending list of migration 0008 turned off: see there).
-        stmt = sql_text(
-            f"SELECT {names} FROM invoices "  # noqa: S608
-            "WHERE invoices.invoice_number ILIKE :pattern "
-            "ESCAPE '\\' AND invoices.account_id = :account_id LIMIT :number_limit"
-        )
-    typed = stmt.columns(*[column(c.key, c.type) for c in columns])
-    return typed.cte("numbers").prefix_with("MATERIALIZED")
+    stmt = sql_text(
+        f"SELECT {names} FROM invoices "  # noqa: S608
+        "WHERE invoices.invoice_number ILIKE :pattern ESCAPE '\\' "
+        "AND invoices.account_id = :account_id LIMIT :number_limit"
+    ).columns(*[column(c.key, c.type) for c in columns])
+    return stmt.cte("numbers").prefix_with("MATERIALIZED")
