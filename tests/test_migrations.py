@@ -40,3 +40,23 @@ def test_text_search_indexes_exist_on_postgresql(app):
             )
         db.session.remove()
     assert names == {"ix_invoices_number_trgm", "ix_customers_name_trgm"}
+
+
+def test_text_search_indexes_keep_no_pending_list_on_postgresql(app):
+    """Migration 0008: the trigram indexes take new entries into their trees at once (a
+    GIN pending list is read whole by every search until VACUUM empties it)."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("pg_trgm indexes are PostgreSQL's")
+        with db.engine.connect() as conn:
+            options = dict(
+                conn.exec_driver_sql(
+                    "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+                    "('ix_invoices_number_trgm', 'ix_customers_name_trgm')"
+                ).all()
+            )
+        db.session.remove()
+    assert options == {
+        "ix_invoices_number_trgm": ["fastupdate=off"],
+        "ix_customers_name_trgm": ["fastupdate=off"],
+    }

@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
-    union,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
@@ -434,25 +434,13 @@ def _list_statement(
     sqlite: bool,
 ) -> Any:
     """The list's statement for one shape, every value a named bind parameter."""
-    where: list[Any] = [_I.c.account_id == bindparam("account_id")]
-    if search.states:
-        where.append(_I.c.state.in_([bindparam(f"state_{n}") for n in range(len(search.states))]))
-    if search.customer_id is not None:
-        where.append(_I.c.customer_id == bindparam("customer_id"))
-    if search.created_from is not None:
-        where.append(_I.c.created_at >= bindparam("created_from"))
-    if search.created_before is not None:
-        where.append(_I.c.created_at < bindparam("created_before"))
-    if has_cursor:
-        key = tuple_(column, _I.c.id)
-        bound = tuple_(
-            bindparam("cursor_value", type_=column.type), bindparam("cursor_id", type_=_I.c.id.type)
-        )
-        where.append(key < bound if descending else key > bound)
     order_of = _desc if descending else _asc
-    joined = _I.join(_C, _C.c.id == _I.c.customer_id)
     if text_mode == "selective":
-        return _selective_statement(where, column, order_of, sqlite)
+        return _selective_statement(search, column, descending, has_cursor, sqlite)
+    where = [
+        _I.c.account_id == bindparam("account_id"),
+        *_filters(_I.c, search, column, descending, has_cursor),
+    ]
     if text_mode == "broad":
         # Many matches, or too short a text for a trigram index: the list's own index
         # walk, filtered (matches are dense, a page is found within a few hundred rows).
@@ -464,11 +452,36 @@ def _list_statement(
         )
     return (
         select(*_COLUMNS)
-        .select_from(joined)
+        .select_from(_I.join(_C, _C.c.id == _I.c.customer_id))
         .where(*where)
         .order_by(*order_of(column, _I.c.id))
         .limit(bindparam("page_limit"))
     )
+
+
+def _filters(
+    columns: Any, search: InvoiceSearch, column: Any, descending: bool, has_cursor: bool
+) -> list[Any]:
+    """The list's conditions but the account's, on `columns` (the invoices' own, or those
+    of a CTE carrying them under the same names), every value a named bind parameter:
+    states, customer, creation dates, and the keyset cursor on (sort column, id)."""
+    where: list[Any] = []
+    if search.states:
+        states: list[Any] = [bindparam(f"state_{n}") for n in range(len(search.states))]
+        where.append(columns.state.in_(states))
+    if search.customer_id is not None:
+        where.append(columns.customer_id == bindparam("customer_id"))
+    if search.created_from is not None:
+        where.append(columns.created_at >= bindparam("created_from"))
+    if search.created_before is not None:
+        where.append(columns.created_at < bindparam("created_before"))
+    if has_cursor:
+        key = tuple_(columns[column.key], columns.id)
+        bound = tuple_(
+            bindparam("cursor_value", type_=column.type), bindparam("cursor_id", type_=_I.c.id.type)
+        )
+        where.append(key < bound if descending else key > bound)
+    return where
 
 
 def _matching_customers() -> Any:
@@ -478,53 +491,103 @@ def _matching_customers() -> Any:
     )
 
 
-def _selective_statement(where: list[Any], column: Any, order_of: Any, sqlite: bool) -> Any:
+# The invoices' columns of the list (`_COLUMNS` but the customer's).
+_INVOICE_COLUMNS = tuple(c for c in _COLUMNS if c.table is _I)
+
+
+def _selective_statement(
+    search: InvoiceSearch, column: Any, descending: bool, has_cursor: bool, sqlite: bool
+) -> Any:
     """Text search in one statement: the matching customers (up to the cap + 1) and the
     invoices whose number matches (through the trigram index, up to the cap + 1), each
-    counted, and the page as the sorted UNION of those few candidates, each branch
-    through its own index and empty when its side is over the cap (the caller then walks
-    the list's index instead). One row with the counts and NULLs when nothing matches.
-    The branches carry the whole row: joined back to invoices outside the UNION, SQLite
-    walked the whole sort index to spare itself the sort."""
+    counted, and the page as the first `page_limit` rows of the UNION ALL of those few
+    candidates, each branch empty when its side is over the cap (the caller then walks
+    the list's index instead). The branches are disjoint (the number branch leaves out
+    the matched customers' invoices, which the customer branch has): no duplicates to
+    remove. One row with the counts and NULLs when nothing matches."""
+    order_of = _desc if descending else _asc
     if sqlite:
         matched = text_search.sqlite_customers_cte()
+        numbers = text_search.sqlite_numbers_cte()
     else:
         matched = (
             _matching_customers().limit(bindparam("customer_limit")).cte("matched")
         ).prefix_with("MATERIALIZED")
-    numbers = text_search.numbers_cte(sqlite)
+        numbers = text_search.numbers_cte(_INVOICE_COLUMNS)
     customer_count = select(func.count()).select_from(matched).scalar_subquery()
     number_count = select(func.count()).select_from(numbers).scalar_subquery()
-    joined = _I.join(_C, _C.c.id == _I.c.customer_id)
-    by_customer = (
-        select(*_COLUMNS, column.label("sort_key"))
-        .select_from(joined)
-        .where(
-            *where,
-            _I.c.customer_id.in_(select(matched.c.id)),
-            customer_count <= bindparam("customer_cap"),
-        )
-    )
-    # The numbers are the account's already (numbers_cte): without the list's own account
-    # condition, which on SQLite led the planner to the account's index.
-    by_number = (
-        select(*_COLUMNS, column.label("sort_key"))
-        .select_from(
-            text_search.join_numbers(numbers, _I, sqlite).join(_C, _C.c.id == _I.c.customer_id)
-        )
-        .where(*where[1:], number_count <= bindparam("number_cap"))
-    )
-    page = union(by_customer, by_number).subquery("page")
     counts = select(
         customer_count.label("customer_matches"), number_count.label("number_matches")
     ).subquery("counts")
+    by_customer = (
+        _I.c.account_id == bindparam("account_id"),
+        *_filters(_I.c, search, column, descending, has_cursor),
+        _I.c.customer_id.in_(select(matched.c.id)),
+        customer_count <= bindparam("customer_cap"),
+    )
+    if sqlite:
+        # Each branch carries the whole row with its customer's: joined back to invoices
+        # outside the UNION ALL, SQLite walked the whole sort index to spare itself the
+        # sort; as a sorted UNION ALL (the shape PostgreSQL takes below), its merge cost
+        # 0.1-0.2 ms more than this for few or no matches.
+        joined = _I.join(_C, _C.c.id == _I.c.customer_id)
+        # The numbers are the account's already (sqlite_numbers_cte): without the list's
+        # own account condition, which led the planner to the account's index.
+        from_numbers = text_search.join_numbers(numbers, _I).join(_C, _C.c.id == _I.c.customer_id)
+        page = union_all(
+            select(*_COLUMNS).select_from(joined).where(*by_customer),
+            select(*_COLUMNS)
+            .select_from(from_numbers)
+            .where(
+                *_filters(_I.c, search, column, descending, has_cursor),
+                _I.c.customer_id.not_in(select(matched.c.id)),
+                number_count <= bindparam("number_cap"),
+            ),
+        ).subquery("page")
+        return (
+            select(
+                counts.c.customer_matches,
+                counts.c.number_matches,
+                *[page.c[c.key] for c in _COLUMNS],
+            )
+            .select_from(counts.outerjoin(page, true()))
+            .order_by(*order_of(page.c[column.key], page.c.id))
+            .limit(bindparam("page_limit"))
+        )
+    # PostgreSQL: the number matches' rows come from the CTE (taken again by id they cost
+    # four buffer reads each), the first `page_limit` candidates are chosen before the
+    # customers' names are read, and those by a lookup per row (joined, the planner
+    # hashed all the account's customers for the 50 rows).
+    candidates = union_all(
+        select(*_INVOICE_COLUMNS).where(*by_customer),
+        select(*[numbers.c[c.key] for c in _INVOICE_COLUMNS]).where(
+            *_filters(numbers.c, search, column, descending, has_cursor),
+            numbers.c.customer_id.not_in(select(matched.c.id)),
+            number_count <= bindparam("number_cap"),
+        ),
+    )
+    chosen = candidates.selected_columns
+    page = (
+        candidates.order_by(*order_of(chosen[column.key], chosen.id))
+        .limit(bindparam("page_limit"))
+        .subquery("page")
+    )
+    customer = (
+        select(_C.c.name, _C.c.document_locale)
+        .where(_C.c.id == page.c.customer_id)
+        .limit(1)
+        .lateral("customer")
+    )
     return (
         select(
-            counts.c.customer_matches, counts.c.number_matches, *[page.c[c.key] for c in _COLUMNS]
+            counts.c.customer_matches,
+            counts.c.number_matches,
+            *[page.c[c.key] for c in _INVOICE_COLUMNS],
+            customer.c.name,
+            customer.c.document_locale,
         )
-        .select_from(counts.outerjoin(page, true()))
-        .order_by(*order_of(page.c.sort_key, page.c.id))
-        .limit(bindparam("page_limit"))
+        .select_from(counts.outerjoin(page.join(customer, true()), true()))
+        .order_by(*order_of(page.c[column.key], page.c.id))
     )
 
 

@@ -12,11 +12,17 @@ How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
    at most NUMBER_CAP + 1 of them). A trigram index needs three characters.
 3. Few matches on both sides ("selective"): the page is taken from those invoices only
    (the matched customers' invoices through `ix_invoices_account_customer_created`, the
-   numbered ones by id), sorted, LIMIT page + 1. Both sides, their counts and the page
-   are one statement (`invoices.browse`), each side a materialized CTE. Many matches, or
-   a text shorter than three characters ("broad"): the list walks its sort index as
-   without a text and filters, which finds a page within the first few hundred rows when
-   matches are dense (a second statement when the first found too many).
+   numbered ones as the trigram lookup read them, less the matched customers' own),
+   sorted, LIMIT page + 1, and only those rows joined to their customers. Both sides,
+   their counts and the page are one statement (`invoices.browse`), each side a
+   materialized CTE. Many matches, or a text shorter than three characters ("broad"):
+   the list walks its sort index as without a text and filters, which finds a page
+   within the first few hundred rows when matches are dense (a second statement when the
+   first found too many).
+
+On PostgreSQL the two trigram indexes keep no pending list (migration 0008,
+`fastupdate = off`): a GIN index's pending list is read whole by every search until
+VACUUM empties it.
 
 The FTS5 tables of SQLite are external-content indexes on `invoices.rowid` and
 `customers.rowid`: a statement that renumbers rowids (VACUUM, or Alembic's batch "move
@@ -29,6 +35,7 @@ migrations 0005 and 0007).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import column, literal_column
@@ -68,7 +75,7 @@ def sqlite_customers_cte() -> Any:
     narrows to a superset (`index_phrase`), and the condition the list used before,
     `lower(name) LIKE lower(pattern)` as SQLAlchemy's `ilike` writes it on SQLite, gives
     exactly its rows. CROSS JOIN keeps the FTS table as the outer loop, as in
-    `numbers_cte`."""
+    `sqlite_numbers_cte`."""
     stmt = sql_text(
         "SELECT customers.id AS id FROM customer_name_search "
         "CROSS JOIN customers ON customers.rowid = customer_name_search.rowid "
@@ -79,32 +86,42 @@ def sqlite_customers_cte() -> Any:
     return stmt.cte("matched").prefix_with("MATERIALIZED")
 
 
-def numbers_cte(sqlite: bool) -> Any:
-    """The account's invoices whose printed number contains the text (bind parameters
-    `pattern`, `account_id`, `number_limit`; on SQLite also `index_phrase`), at most
-    `number_limit` of them, found through the trigram index, as a materialized CTE of
-    their ids (SQLite: rowids). The ids stay in the database: read into Python and sent
-    back, 200 of them cost more than the rest of the page."""
-    if sqlite:
-        # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
-        # account's invoices and probed the index per row).
-        stmt = sql_text(
-            "SELECT invoices.rowid AS rid FROM invoice_number_search "
-            "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
-            "WHERE invoice_number_search MATCH :index_phrase "
-            "AND invoices.account_id = :account_id "
-            "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
-        ).columns(column("rid"))
-    else:
-        # The planner picks the GIN index for a selective ILIKE by itself.
-        stmt = sql_text(
-            "SELECT id AS rid FROM invoices WHERE invoice_number ILIKE :pattern ESCAPE '\\' "
-            "AND account_id = :account_id LIMIT :number_limit"
-        ).columns(column("rid"))
+def sqlite_numbers_cte() -> Any:
+    """SQLite: the account's invoices whose printed number contains the text (bind
+    parameters `index_phrase`, `pattern`, `account_id`, `number_limit`), at most
+    `number_limit` of them, found through the FTS5 trigram table, as a materialized CTE of
+    their rowids named `numbers` (column `rid`; `join_numbers` joins them to invoices).
+    The rowids stay in the database: read into Python and sent back, 200 of them cost
+    more than the rest of the page."""
+    # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
+    # account's invoices and probed the index per row).
+    stmt = sql_text(
+        "SELECT invoices.rowid AS rid FROM invoice_number_search "
+        "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
+        "WHERE invoice_number_search MATCH :index_phrase "
+        "AND invoices.account_id = :account_id "
+        "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
+    ).columns(column("rid"))
     return stmt.cte("numbers").prefix_with("MATERIALIZED")
 
 
-def join_numbers(numbers: Any, invoices: Any, sqlite: bool) -> Any:
-    """`numbers` joined to the invoices they name, the CTE first."""
-    key = literal_column("invoices.rowid") if sqlite else invoices.c.id
-    return numbers.join(invoices, key == numbers.c.rid)
+def join_numbers(numbers: Any, invoices: Any) -> Any:
+    """SQLite: `sqlite_numbers_cte` joined to the invoices it names, the CTE first."""
+    return numbers.join(invoices, literal_column("invoices.rowid") == numbers.c.rid)
+
+
+def numbers_cte(columns: Sequence[Any]) -> Any:
+    """PostgreSQL: the account's invoices whose printed number contains the text (bind
+    parameters `pattern`, `account_id`, `number_limit`), at most `number_limit` of them,
+    found through the trigram index (the planner picks it for a selective ILIKE by
+    itself), as a materialized CTE named `numbers` of their `columns` (columns of
+    `invoices`, named as there). The rows are carried whole: the index lookup reads each
+    row anyway, and taking them again by id afterwards cost four buffer reads a row."""
+    # The names are the model's column keys, never input: S608 is not an injection.
+    names = ", ".join(f"invoices.{c.key}" for c in columns)
+    stmt = sql_text(
+        f"SELECT {names} FROM invoices "  # noqa: S608
+        "WHERE invoices.invoice_number ILIKE :pattern ESCAPE '\\' "
+        "AND invoices.account_id = :account_id LIMIT :number_limit"
+    ).columns(*[column(c.key, c.type) for c in columns])
+    return stmt.cte("numbers").prefix_with("MATERIALIZED")
