@@ -208,26 +208,6 @@ class Precompiled:
         # executemany may drop the rows a single run gives: the shape is for single runs.
         return _run_on_cursor(conn, c.sql, args, many, c.results, None if many else c.shape)
 
-    def ahead(
-        self, conn: Connection, params: dict[str, Any], check: Callable[[_Rows], bool]
-    ) -> SentAhead:
-        """This statement with `params`, to send in the same round trip as the next
-        statement run on `conn` (`send_with_next`); `check` gets its rows."""
-        c = self._compiled(conn)
-        if not c.raw:
-            raise ValueError("only a statement that runs on the driver's cursor")
-        args = tuple(params[name] for name in c.names)
-        args = tuple(
-            value if process is None else process(value)
-            for value, (_, process, *_) in zip(args, c.order, strict=True)
-        )
-        return SentAhead(
-            c.sql,
-            args if c.positional else dict(zip(c.names, args, strict=True)),
-            _reader(c.results, c.shape),
-            check,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -303,11 +283,6 @@ def _run_on_cursor(
     connection, as SQLAlchemy would, minus its execution context (`on_driver_cursor`).
     Rows are named tuples with the result processors applied. `shape`: where a constant
     statement keeps its row type once known (empty until the first run)."""
-    return on_driver_cursor(conn, sql, args, many, _reader(results, shape))
-
-
-def _reader(results: tuple[Any, ...], shape: list[Any] | None) -> Callable[[Any], _Rows]:
-    """What `_run_on_cursor` takes from a cursor: see there."""
 
     def read(cursor: Any) -> _Rows:
         if shape:
@@ -328,7 +303,7 @@ def _reader(results: tuple[Any, ...], shape: list[Any] | None) -> Callable[[Any]
                 rows = [make(*row) for row in rows]
         return _Rows(rows, cursor.rowcount)
 
-    return read
+    return on_driver_cursor(conn, sql, args, many, read)
 
 
 def on_driver_cursor(
@@ -337,12 +312,7 @@ def on_driver_cursor(
     """Run `sql` on a cursor of the connection's driver connection and return what `read`
     takes from that cursor. The cursor events still fire (statement counts in tests and
     benches), and driver errors are raised as SQLAlchemy's (an IntegrityError stays one).
-    The caller sees to the transaction. A statement waiting to be sent with the
-    connection's next one (`send_with_next`) is sent with this one."""
-    if _WITH_NEXT and not many:
-        ahead = _WITH_NEXT.pop(conn, None)
-        if ahead is not None:
-            return _pipelined(conn, ahead, sql, args, read)
+    The caller sees to the transaction."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     events = conn._has_events or conn.engine._has_events
     try:
@@ -361,85 +331,6 @@ def on_driver_cursor(
             sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
         ) from exc
     finally:
-        cursor.close()
-    return result
-
-
-# ---------------------------------------------------------------- one round trip for two
-
-
-class ResultRefused(Exception):
-    """A statement sent ahead (`SentAhead`) refused the result of the one sent with it:
-    that result is not returned."""
-
-
-@dataclass(slots=True)
-class SentAhead:
-    """A statement to send in the same round trip as the next statement run on a
-    connection (`send_with_next`). Its rows (`read` from its cursor) go to `check`, which
-    decides whether the other statement's result may be used: when it says no, that
-    statement raises ResultRefused instead of answering."""
-
-    sql: str
-    args: Any
-    read: Callable[[Any], Any]
-    check: Callable[[Any], bool]
-
-
-# By connection: at most one statement waiting to go with the connection's next one.
-_WITH_NEXT: dict[Connection, SentAhead] = {}
-
-
-def send_with_next(conn: Connection, ahead: SentAhead) -> None:
-    """Send `ahead` together with the next statement run on `conn` through
-    `on_driver_cursor` (every `Precompiled` and the pages' reads), in one round trip:
-    PostgreSQL's pipeline mode (psycopg's `Connection.pipeline`), the two statements
-    one after the other, `ahead` first. For the request's read connection
-    (`billing_app.reads`, in autocommit): each statement still takes its own snapshot, as
-    it would sent alone. Take it back with `take_unsent` if no statement follows."""
-    if conn.dialect.name != "postgresql":
-        raise ValueError("pipelines are PostgreSQL's")
-    _WITH_NEXT[conn] = ahead
-
-
-def take_unsent(conn: Connection) -> SentAhead | None:
-    """The statement waiting to go with `conn`'s next one, no longer waiting (None: none
-    is, or it has been sent)."""
-    return _WITH_NEXT.pop(conn, None) if _WITH_NEXT else None
-
-
-def _pipelined(
-    conn: Connection, ahead: SentAhead, sql: str, args: Any, read: Callable[[Any], _T]
-) -> _T:
-    """`on_driver_cursor` for `sql` with `ahead` sent before it in the same round trip."""
-    driver: Any = conn.connection.dbapi_connection
-    first, cursor = driver.cursor(), driver.cursor()
-    events = conn._has_events or conn.engine._has_events
-    first_sql, first_args = ahead.sql, ahead.args
-    try:
-        with driver.pipeline():
-            if events:
-                for fn in conn.dispatch.before_cursor_execute:
-                    first_sql, first_args = fn(conn, first, first_sql, first_args, None, False)
-            first.execute(first_sql, first_args)
-            if events:
-                for fn in conn.dispatch.before_cursor_execute:
-                    sql, args = fn(conn, cursor, sql, args, None, False)
-            cursor.execute(sql, args)
-        accepted = ahead.check(ahead.read(first))
-        if events:
-            conn.dispatch.after_cursor_execute(conn, first, first_sql, first_args, None, False)
-        if not accepted:
-            raise ResultRefused()
-        result = read(cursor)
-        if events:
-            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, False)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise sa_exc.DBAPIError.instance(
-            sql, args, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-        ) from exc
-    finally:
-        first.close()
         cursor.close()
     return result
 

@@ -43,7 +43,6 @@ from flask import current_app, g, has_app_context
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 
-from .database import take_unsent
 from .extensions import db
 
 _KEY = "_billing_read_connection"
@@ -129,10 +128,7 @@ def close_read_connection(_exc: BaseException | None = None) -> None:
     """App-context teardown: end the request's read transaction (SQLite's snapshot); the
     connection is kept for the thread's next request."""
     conn: Connection | None = g.pop(_KEY, None)
-    if conn is None:
-        return
-    take_unsent(conn)  # a statement that was to go with a read that never came
-    if conn.closed:
+    if conn is None or conn.closed:
         return
     try:
         if conn.in_transaction() or conn.invalidated:

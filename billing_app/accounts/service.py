@@ -12,7 +12,7 @@ import hmac
 import secrets
 import string
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
 from ..crud import apply_changes
-from ..database import SentAhead, core_connection, precompiled, utcnow, write_transaction
+from ..database import core_connection, precompiled, utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
@@ -393,29 +393,12 @@ def load_session_user(user_id: uuid.UUID) -> SessionUser | None:
     """The user of a browser session with their account, in one query on the request's
     read connection (`billing_app.reads`: the one its page goes on to read from)."""
     row = precompiled(_SESSION_USER).execute(read_connection(), {"user_id": user_id}).one_or_none()
-    return None if row is None else _session_user(row)
-
-
-def _session_user(row: Any) -> SessionUser:
+    if row is None:
+        return None
     uid, email, name, password_hash, aid, account_name, zone, currency, vat = row
     return SessionUser(
         uid, email, name, password_hash, aid, AccountRef(aid, account_name, zone, currency, vat)
     )
-
-
-def session_user_ahead(expected: SessionUser, verdict: Callable[[bool], None]) -> SentAhead:
-    """`load_session_user`'s statement for `expected.id`, to send with the next statement
-    on the request's read connection (`database.send_with_next`): `verdict` is told
-    whether it found exactly `expected` (the same user and account row, the password hash
-    included), and the other statement's result is refused when it did not."""
-
-    def check(rows: Any) -> bool:
-        row = rows.first()
-        same = row is not None and _session_user(row) == expected
-        verdict(same)
-        return same
-
-    return precompiled(_SESSION_USER).ahead(read_connection(), {"user_id": expected.id}, check)
 
 
 def actor_labels(account_id: uuid.UUID, actors: Iterable[tuple[str, str | None]]) -> dict[str, str]:

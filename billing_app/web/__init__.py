@@ -17,13 +17,7 @@ from flask import Flask, Response, abort, current_app, g, request, session
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
 from ..reads import close_read_connection
-from .common import (
-    SessionUser,
-    csrf_token,
-    header_key,
-    register_template_helpers,
-    remember_session_user,
-)
+from .common import SessionUser, csrf_token, header_key, register_template_helpers
 from .layout import init_layout
 from .sessions import RememberingCookieSessions
 
@@ -176,9 +170,7 @@ def _load_user(session_id: str) -> SessionUser | None:
     if not hmac.compare_digest(fingerprint, current):
         return None
     g.account = user.account
-    signed_in = SessionUser(user, user.account, current)
-    remember_session_user(session_id, signed_in, user)
-    return signed_in
+    return SessionUser(user, user.account, current)
 
 
 # Pages load only their own script and styles; htmx runs without eval (see base.html).

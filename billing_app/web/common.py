@@ -6,11 +6,11 @@ time zone)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from functools import lru_cache, wraps
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -33,17 +33,14 @@ from markupsafe import Markup
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..accounts.models import Account, User
-from ..accounts.service import AccountRef, load_session_user, session_user_ahead
+from ..accounts.service import AccountRef
 from ..accounts.service import SessionUser as SessionUserRow
 from ..audit.service import Actor, set_actor
-from ..database import ResultRefused, decimal_to_str, send_with_next, take_unsent
+from ..database import decimal_to_str
 from ..errors import DomainError, InvalidInput, NotFound
 from ..invoices.models import DRAFT, FAILED, OPEN, PAID, VOID
 from ..money import format_money, format_unit_amount, fraction_to_percent
-from ..reads import read_connection
 from .layout import render_page
-
-_View = TypeVar("_View", bound=Callable[..., Any])
 
 STATE_LABELS = {DRAFT: "Draft", OPEN: "Open", PAID: "Paid", FAILED: "Failed", VOID: "Void"}
 
@@ -131,133 +128,8 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-# ---------------------------------------------------------------- PostgreSQL: one round trip
-#
-# On PostgreSQL every statement is a round trip, and a page made two: the signed-in user,
-# then the page's own read. A page marked `user_with_first_read` makes one: the user's
-# statement is sent with the page's first read in a pipeline (`database.send_with_next`)
-# and the page's result is used only if that statement found exactly the row the
-# process last signed this session in with (`_SESSION_USERS`).
-#
-# The page runs with that user, provisionally, as soon as the session names them: the
-# page needs its account before it can read. Before anything of it is answered (its
-# response, or its error) the check has been made, with the first read or, if the page
-# made none on the read connection, alone. Where it did not find the same row (the user
-# deleted, the password changed, the account renamed ...), whatever the page did is
-# dropped and the request starts again the usual way: the session's user read alone,
-# refused or not as always, then the page. So a page is answered only for a user whose
-# row, read in that request, is what the user loader turns into this very user: what it
-# would have answered before, in one round trip instead of two. Pages marked this way
-# only read (or write only after their first read; see `user_with_first_read`).
-
-# Users the loader accepted in this process, by the session's `_user_id` (user id and
-# password fingerprint), with the row they were made from.
-_SESSION_USERS: dict[str, tuple[SessionUser, SessionUserRow]] = {}
-MAX_SESSION_USERS = 10_000
-
-
-class _SessionCheck:
-    """The provisional user's check in this request: None until the row was read."""
-
-    __slots__ = ("row", "same", "session_id")
-
-    def __init__(self, session_id: str, row: SessionUserRow) -> None:
-        self.session_id = session_id
-        self.row = row  # what the user was made from
-        self.same: bool | None = None
-
-    def verdict(self, same: bool) -> None:
-        self.same = same
-
-
-def remember_session_user(session_id: str, user: SessionUser, row: SessionUserRow) -> None:
-    """The user loader accepted `session_id` as `user`, made from `row` (PostgreSQL
-    only: elsewhere the user's statement costs no round trip)."""
-    if read_connection().dialect.name != "postgresql":
-        return
-    if len(_SESSION_USERS) >= MAX_SESSION_USERS:
-        _SESSION_USERS.clear()
-    _SESSION_USERS[session_id] = (user, row)
-
-
-def user_with_first_read(when: Callable[[], bool] | None = None) -> Callable[[_View], _View]:
-    """Mark a page view of a `page_blueprint` whose signed-in user may be checked with its
-    first read (see above), for the requests `when` allows (all when None). The view must
-    not write before its first statement on the read connection: give a `when` that
-    leaves out the requests that do."""
-
-    def decorate(view: _View) -> _View:
-        @wraps(view)
-        def checked(**kwargs: Any) -> Any:
-            check: _SessionCheck | None = g.get("_session_check")
-            if check is None:
-                return view(**kwargs)
-            try:
-                answer = view(**kwargs)
-            except ResultRefused:
-                return _again(view, kwargs, check)
-            except Exception:
-                if not _confirmed(check):
-                    return _again(view, kwargs, check)
-                raise
-            if not _confirmed(check):
-                return _again(view, kwargs, check)
-            return answer
-
-        checked.user_with_first_read = when or _always  # type: ignore[attr-defined]
-        return checked  # type: ignore[return-value]
-
-    return decorate
-
-
-def _always() -> bool:
-    return True
-
-
-def _provisional_user() -> SessionUser | None:
-    """The session's user as the loader last accepted them in this process, their row
-    to be checked with the page's first read; None: not known here, or not such a page."""
-    view = current_app.view_functions.get(request.endpoint or "")
-    when = getattr(view, "user_with_first_read", None)
-    session_id = session.get("_user_id") if when is not None else None
-    known = _SESSION_USERS.get(session_id) if session_id is not None else None
-    if known is None or not when():  # type: ignore[misc]
-        return None
-    user, row = known
-    check = _SessionCheck(session_id, row)  # type: ignore[arg-type]
-    send_with_next(read_connection(), session_user_ahead(row, check.verdict))
-    g._session_check = check
-    g._login_user = user
-    g.account = user.account
-    return user
-
-
-def _confirmed(check: _SessionCheck) -> bool:
-    """Whether the provisional user is the session's user: the row read with the page's
-    first read, or now, alone, if the page made none."""
-    if check.same is None:
-        take_unsent(read_connection())
-        check.same = load_session_user(check.row.id) == check.row
-    return check.same
-
-
-def _again(view: _View, kwargs: dict[str, Any], check: _SessionCheck) -> Any:
-    """The provisional user was not the session's: forget them and answer the request
-    as if they had never been known (the user read alone, then the page)."""
-    take_unsent(read_connection())
-    _SESSION_USERS.pop(check.session_id, None)
-    for name in ("_session_check", "_login_user", "account"):
-        g.pop(name, None)
-    refused = _require_sign_in(provisional=False)
-    if refused is not None:
-        return refused
-    return view(**kwargs)
-
-
-def _require_sign_in(provisional: bool = True) -> Any:
-    user = _provisional_user() if provisional and _SESSION_USERS else None
-    if user is None:
-        user = signed_in_user()
+def _require_sign_in() -> Any:
+    user = signed_in_user()
     if user is None:
         target = url_for("auth.sign_in", next=request.full_path.rstrip("?"))
         if request.headers.get("HX-Request") == "true":

@@ -33,7 +33,6 @@ from ..common import (
     local_day_bounds,
     page_blueprint,
     start_of_local_day,
-    user_with_first_read,
 )
 from ..fields import select_choices
 from ..layout import render_layout, render_page
@@ -89,7 +88,6 @@ def _refused(exc: InvalidState) -> Any:
 
 
 @bp.get("/")
-@user_with_first_read()
 def list_invoices() -> Any:
     """Invoices with filters, sorting and keyset paging; htmx gets the results only."""
     aid = account_id()
@@ -155,7 +153,6 @@ def _invoice(invoice_id: str) -> Invoice:
 
 
 @bp.get("/<invoice_id>")
-@user_with_first_read()
 def invoice_detail(invoice_id: str) -> Any:
     """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
     aid = account_id()
@@ -250,13 +247,7 @@ class Entry:
         return self.customer.document_locale if self.customer else "en"
 
 
-def _reads_only() -> bool:
-    """The entry form's requests that save nothing: the page, and its recalculations."""
-    return request.method == "GET" or request.form.get("action") not in ("save", "finalize")
-
-
 @bp.route("/new", methods=["GET", "POST"])
-@user_with_first_read(_reads_only)
 def new_invoice() -> Any:
     """Enter a one-off invoice: customer, billing entity, currency, due date, line rows."""
     return _entry(None)
