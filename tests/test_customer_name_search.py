@@ -9,11 +9,9 @@ import re
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import or_, select, text
-from web_support import make_customer, make_invoice, signed_in
+from sqlalchemy import text
+from web_support import make_customer, make_invoice, scan_text_matches, signed_in
 
-from billing_app.crud import contains_pattern
-from billing_app.customers.models import Customer
 from billing_app.customers.service import delete_customer, update_customer
 from billing_app.extensions import db
 from billing_app.invoices import browse
@@ -210,21 +208,8 @@ TEXTS = [
 
 
 def _scan(account_id, q: str) -> list[str]:
-    """What the list answered before the index: every invoice of the account whose number
-    or customer name contains the text, by the case-insensitive LIKE alone."""
-    pattern = contains_pattern(q)
-    stmt = (
-        select(Invoice.invoice_number)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(
-            Invoice.account_id == account_id,
-            or_(
-                Invoice.invoice_number.ilike(pattern, escape="\\"),
-                Customer.name.ilike(pattern, escape="\\"),
-            ),
-        )
-    )
-    return sorted(db.session.scalars(stmt))
+    """What the list's text search must answer (`web_support.scan_text_matches`)."""
+    return sorted(scan_text_matches(account_id, q, Invoice.invoice_number))
 
 
 def test_the_indexed_search_answers_exactly_what_the_scan_answered(

@@ -16,11 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import or_, select
-from web_support import make_customer, make_invoice, signed_in
+from sqlalchemy import select
+from web_support import make_customer, make_invoice, scan_text_matches, signed_in
 
-from billing_app.crud import contains_pattern
-from billing_app.customers.models import Customer
 from billing_app.extensions import db
 from billing_app.invoices import browse
 from billing_app.invoices import search as text_search
@@ -122,21 +120,8 @@ def _walk(app: Any, account_id: Any, search: invoices.InvoiceSearch) -> dict[str
 
 
 def _scan(account_id: Any, q: str) -> set[Any]:
-    """The account's invoices whose number or customer name contains the text, by the
-    case-insensitive LIKE alone, without any index."""
-    pattern = contains_pattern(q)
-    stmt = (
-        select(Invoice.id)
-        .join(Customer, Customer.id == Invoice.customer_id)
-        .where(
-            Invoice.account_id == account_id,
-            or_(
-                Invoice.invoice_number.ilike(pattern, escape="\\"),
-                Customer.name.ilike(pattern, escape="\\"),
-            ),
-        )
-    )
-    return set(db.session.scalars(stmt))
+    """What the list's text search must answer (`web_support.scan_text_matches`)."""
+    return set(scan_text_matches(account_id, q, Invoice.id))
 
 
 def test_the_search_pages_like_the_walk_in_every_sort_and_direction(

@@ -10,9 +10,12 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import event, or_, select
 
+from billing_app.crud import contains_pattern
+from billing_app.customers.models import Customer
 from billing_app.extensions import db
+from billing_app.invoices.models import Invoice
 from billing_app.reads import read_engine
 
 _TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
@@ -161,3 +164,22 @@ def load_invoice(app: Flask, tenant: Any, invoice_id: Any) -> Any:
         db.session.expunge_all()
         db.session.remove()
     return inv
+
+
+def scan_text_matches(account_id: Any, q: str, column: Any) -> list[Any]:
+    """`column` of the account's invoices whose number or customer name contains the text,
+    by the case-insensitive LIKE alone, without any index (what the list's text search
+    must answer). Unordered; call inside an app context."""
+    pattern = contains_pattern(q)
+    stmt = (
+        select(column)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(
+            Invoice.account_id == account_id,
+            or_(
+                Invoice.invoice_number.ilike(pattern, escape="\\"),
+                Customer.name.ilike(pattern, escape="\\"),
+            ),
+        )
+    )
+    return list(db.session.scalars(stmt))
