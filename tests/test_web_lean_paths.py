@@ -13,10 +13,12 @@ from flask import flash, render_template, request, url_for
 from flask_login.utils import encode_cookie
 from jinja2 import ChoiceLoader, DictLoader
 from sqlalchemy import delete
+from sqlalchemy import text as sql_text
 from web_support import make_customer, make_invoice, signed_in
 
 from billing_app.accounts.models import User
 from billing_app.extensions import db
+from billing_app.invoices.models import Invoice
 from billing_app.reads import read_connection, read_engine
 from billing_app.web import common
 from billing_app.web.layout import render_layout, render_page
@@ -285,3 +287,48 @@ def test_text_search_takes_quotes_and_like_characters_literally(app, web, tenant
         assert made.invoice_number not in web.text(f"/invoices/?q={quote(text)}"), text
     # The number itself, through the trigram index, in any case.
     assert made.invoice_number in web.text(f"/invoices/?q={made.invoice_number.lower()}")
+
+
+# ---------------------------------------------------------------- PostgreSQL's plans
+
+
+def test_the_list_keeps_one_plan_on_postgresql(app, web, tenant, is_postgres):
+    """The list's statements carry their LIMIT in the text, so PostgreSQL settles on a
+    generic plan after its five custom ones instead of planning every page (a bound
+    LIMIT, which it plans for a tenth of the rows, kept it planning every time)."""
+    if not is_postgres:
+        pytest.skip("PostgreSQL's plan cache")
+    acme = make_customer(app, tenant, "acme", name="ACME Corp")
+    first = make_invoice(app, tenant, acme.id)
+    # A list long enough for the plan to matter: 3 000 copies of the draft, analysed.
+    copied = [c.name for c in Invoice.__table__.columns if c.name not in ("id", "handle")]
+    names = ", ".join(copied)
+    with app.app_context():
+        db.session.execute(
+            sql_text(
+                f"INSERT INTO invoices (id, handle, {names}) SELECT gen_random_uuid(),"
+                f" handle || '-' || g, {names} FROM invoices, generate_series(1, 3000) AS g"
+                " WHERE id = :id"
+            ),
+            {"id": first.id},
+        )
+        db.session.commit()
+        db.session.execute(sql_text("ANALYZE invoices"))
+        db.session.commit()
+    pages = ["/invoices/", "/invoices/?status=draft", "/invoices/?sort=total&dir=asc"]
+    for _ in range(12):
+        for page in pages:
+            assert web.get(page).status_code == 200
+    with app.test_request_context():
+        rows = (
+            read_connection()
+            .exec_driver_sql(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE 'SELECT invoices.id, %%ORDER BY%%'"
+            )
+            .all()
+        )
+    assert len(rows) >= len(pages), rows
+    for statement, generic, custom in rows:
+        # psycopg prepares a statement on its sixth run: 7 runs here, 5 of them custom.
+        assert custom <= 5 and generic >= 2, (generic, custom, statement)
