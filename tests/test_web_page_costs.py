@@ -5,6 +5,7 @@ matches as a scan, whichever way a text is looked up)."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from web_support import counting_statements, make_customer, make_invoice, signed_in
@@ -193,3 +194,77 @@ def test_entry_form_totals_from_the_rates_it_read_for_its_choices(app, tenant):
             tenant.account_id, None, taxed.id, None, drafts, tax_table=taxes.tax_table(rows, None)
         )
         assert lines[0].tax_rate == Decimal(7)
+
+
+def test_entry_reads_give_what_the_two_reads_they_replace_give(app, tenant, other_tenant):
+    """`browse.entry_reads` (an htmx change of the entry form with a customer chosen: the
+    tax rates and the customer in one statement) answers exactly what
+    `taxes.account_tax_rates` and `browse.customer_record` answer, for the default and a
+    named billing entity, another account's entity, another account's and an unknown
+    customer, and an account with no rate at all."""
+    from web_support import make_tax
+
+    from billing_app.entities.service import default_entity
+    from billing_app.invoices import browse
+    from billing_app.taxes import service as taxes
+
+    plain = make_customer(app, tenant, "plain")
+    foreign = make_customer(app, other_tenant, "foreign")
+    with app.app_context():
+        own_entity = default_entity(tenant.account_id).id
+        foreign_entity = default_entity(other_tenant.account_id).id
+
+    def both(customer_id, entity_id):
+        with app.test_request_context("/"):
+            merged = browse.entry_reads(tenant.account_id, customer_id, entity_id)
+            rates = taxes.account_tax_rates(tenant.account_id)
+            found = browse.customer_record(tenant.account_id, customer_id, entity_id)
+        return merged, (rates, found)
+
+    def same(merged, separate):
+        (rates, found), (rates_alone, found_alone) = merged, separate
+        fields = ("id", "rate", "code", "applied_to_organization", "name")
+        assert [tuple(getattr(r, f) for f in fields) for r in rates] == [
+            tuple(getattr(r, f) for f in fields) for r in rates_alone
+        ]
+        if found_alone is None:
+            assert found is None
+        else:
+            assert found is not None
+            assert vars(found[0]) == vars(found_alone[0])
+            assert found[1] == found_alone[1]
+
+    merged, separate = both(plain.id, None)
+    assert merged[0] == [] and merged[1] is not None  # no rate yet, the customer found
+    same(merged, separate)
+    make_tax(app, tenant, "vat19", "19", applied_to_organization=True)
+    make_tax(app, tenant, "vat7", "7")
+    taxed = make_customer(app, tenant, "taxed", tax_code="vat7")
+    for customer_id in (plain.id, taxed.id, foreign.id, uuid.uuid4()):
+        for entity_id in (None, own_entity, foreign_entity, uuid.uuid4()):
+            merged, separate = both(customer_id, entity_id)
+            same(merged, separate)
+            assert len(merged[0]) == 2
+            assert (merged[1] is None) == (customer_id not in (plain.id, taxed.id))
+    merged, _ = both(taxed.id, foreign_entity)
+    assert merged[1] is not None and merged[1][1].entity_id is None  # not this account's
+
+
+def test_an_htmx_change_of_the_entry_form_reads_with_two_statements(app, web, tenant, is_postgres):
+    """The signed-in user, then the rates and the chosen customer together (and on
+    SQLite the read transaction's BEGIN)."""
+    acme = make_customer(app, tenant, "acme")
+    data = {
+        "customer_id": str(acme.id),
+        "action": "add_line",
+        "lines-0-description": "Work",
+        "lines-0-quantity": "2",
+        "lines-0-unit_price": "10",
+        "lines-0-vat": "",
+    }
+    assert web.post("/invoices/new", dict(data), htmx=True).status_code == 200
+    with counting_statements(app) as counted:
+        resp = web.post("/invoices/new", dict(data), htmx=True)
+    assert resp.status_code == 200
+    assert re.search(r'data-total="total">[^<]*20[.,]00', resp.get_data(as_text=True))
+    assert counted["n"] == (2 if is_postgres else 3)

@@ -43,6 +43,7 @@ from ..database import on_driver_cursor, precompiled
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
 from ..reads import read_connection
+from ..taxes.models import TaxRate
 from ..taxes.service import TaxTable
 from . import calc
 from . import search as text_search
@@ -897,6 +898,72 @@ def customer_record(
         customer_id, billing_entity_id, record.tax_rate_id, entity_id, entity_tax_rate_id
     )
     return record, pricing
+
+
+# The entry form's reads of one htmx change with a customer chosen, in one statement:
+# every tax rate of the account (oldest first, as `taxes.account_tax_rates` reads them),
+# each row carrying the customer (`_customer_with_pricing`, its columns as `c_<name>`,
+# NULL for an unknown or another account's customer). At least one row: an account
+# without rates gives one whose rate columns are NULL.
+_ENTRY_TAXES = TaxRate.__table__
+
+
+def _entry_reads(entity: Any) -> Any:
+    chosen = _customer_with_pricing(entity).subquery("chosen")
+    one = select(literal(1).label("one")).subquery("one")
+    customer_columns = [chosen.c[c.key].label(f"c_{c.key}") for c in _C.c]
+    return (
+        select(
+            _ENTRY_TAXES.c.id,
+            _ENTRY_TAXES.c.rate,
+            _ENTRY_TAXES.c.code,
+            _ENTRY_TAXES.c.applied_to_organization,
+            _ENTRY_TAXES.c.name,
+            *customer_columns,
+            chosen.c.pricing_entity_id,
+            chosen.c.pricing_entity_tax_rate_id,
+        )
+        .select_from(
+            one.outerjoin(chosen, true()).outerjoin(
+                _ENTRY_TAXES, _ENTRY_TAXES.c.account_id == bindparam("account_id")
+            )
+        )
+        .order_by(_ENTRY_TAXES.c.created_at)
+    )
+
+
+_ENTRY_WITH_ENTITY = _entry_reads(_E.c.id == bindparam("entity_id"))
+_ENTRY_WITH_DEFAULT_ENTITY = _entry_reads(_E.c.id == _DEFAULT_ENTITY_ID)
+_CUSTOMER_KEYS = tuple(c.key for c in _C.c)
+
+
+def entry_reads(
+    account_id: uuid.UUID, customer_id: uuid.UUID, billing_entity_id: uuid.UUID | None
+) -> tuple[list[Any], tuple[SimpleNamespace, EntryPricing] | None]:
+    """What the entry form reads on an htmx change with a customer chosen, in one
+    statement instead of two: the account's tax rates (the rows `taxes.account_tax_rates`
+    gives) and `customer_record`'s answer for the customer and billing entity."""
+    stmt, params = _for_entity(
+        _ENTRY_WITH_ENTITY,
+        _ENTRY_WITH_DEFAULT_ENTITY,
+        account_id,
+        customer_id,
+        billing_entity_id,
+    )
+    rows = precompiled(stmt).execute(_connection(), params).all()
+    first = rows[0]._mapping
+    found = None
+    if first["c_id"] is not None:
+        record = SimpleNamespace(**{key: first[f"c_{key}"] for key in _CUSTOMER_KEYS})
+        pricing = EntryPricing(
+            customer_id,
+            billing_entity_id,
+            record.tax_rate_id,
+            first["pricing_entity_id"],
+            first["pricing_entity_tax_rate_id"],
+        )
+        found = (record, pricing)
+    return [row for row in rows if row.id is not None], found
 
 
 def preview_totals(

@@ -279,21 +279,64 @@ def customer_options() -> Any:
 
 
 def _selected_customer(
-    aid: uuid.UUID, raw: str | None, options: list[Any], entity_id: uuid.UUID | None = None
+    aid: uuid.UUID,
+    raw: str | None,
+    options: list[Any],
+    entity_id: uuid.UUID | None = None,
+    read: _EntryRead | None = None,
 ) -> tuple[Any, browse.EntryPricing | None]:
     """The chosen customer: from the options shown, else read as a plain record (the
     model's attributes) together with its pricing for `entity_id` (for the totals); None
-    for an unknown id or another account's customer."""
+    for an unknown id or another account's customer. `read`: what `_entry_reads` read
+    already, used when it was read for this customer and entity."""
     if not raw:
         return None, None
     for c in options:
         if str(c.id) == raw:
             return c, None
-    try:
-        found = browse.customer_record(aid, parse_uuid(raw, "Customer"), entity_id)
-    except NotFound:  # not an id at all
+    customer_id = _customer_id(raw)
+    if customer_id is None:  # not an id at all
         return None, None
+    if read is not None and read.customer_id == customer_id and read.entity_id == entity_id:
+        found = read.found
+    else:
+        found = browse.customer_record(aid, customer_id, entity_id)
     return found if found is not None else (None, None)
+
+
+def _customer_id(raw: str) -> uuid.UUID | None:
+    try:
+        return parse_uuid(raw, "Customer")
+    except NotFound:
+        return None
+
+
+@dataclass(frozen=True)
+class _EntryRead:
+    """The customer `browse.entry_reads` read with the tax rates, and for what."""
+
+    customer_id: uuid.UUID
+    entity_id: uuid.UUID | None
+    found: tuple[Any, browse.EntryPricing] | None
+
+
+def _entry_reads(
+    aid: uuid.UUID, form: InvoiceForm, read_customer: bool
+) -> tuple[list[Any], _EntryRead | None]:
+    """The account's tax rates, and with `read_customer` (an htmx change of a new
+    invoice, which shows no customer list to find the chosen one in) the chosen customer
+    with its pricing in the same statement: the billing entity as `parse_uuid_field`
+    will read it (None when blank or not an id), the customer as `_selected_customer`."""
+    raw = form.customer_id.data
+    customer_id = _customer_id(raw) if read_customer and raw else None
+    if customer_id is None:
+        return taxes.account_tax_rates(aid), None
+    try:
+        entity_id: uuid.UUID | None = uuid.UUID((form.billing_entity_id.data or "").strip())
+    except ValueError:
+        entity_id = None
+    rates, found = browse.entry_reads(aid, customer_id, entity_id)
+    return rates, _EntryRead(customer_id, entity_id, found)
 
 
 def _vat_choices(
@@ -360,7 +403,7 @@ def _entry(invoice: Invoice | None) -> Any:
     whole_page = not (posted and is_htmx() and action not in ("save", "finalize"))
     # The rows' VAT selects are written out by the template from these (value, label) pairs.
     # Read once: the choices, and the tax table the totals take (no second read).
-    tax_rates = taxes.account_tax_rates(aid)
+    tax_rates, read = _entry_reads(aid, form, posted and not whole_page and invoice is None)
     vat_choices = _vat_choices(aid, invoice, tax_rates)
     if whole_page:
         form.billing_entity_id.choices = select_choices(
@@ -385,7 +428,7 @@ def _entry(invoice: Invoice | None) -> Any:
         if not posted and request.args.get("customer"):
             form.customer_id.data = request.args["customer"]
         entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
-        customer, pricing = _selected_customer(aid, form.customer_id.data, options, entity_id)
+        customer, pricing = _selected_customer(aid, form.customer_id.data, options, entity_id, read)
         if form.customer_id.data and customer is None:
             form.customer_id.errors = ["Choose a customer from the list."]
             header_ok = False
