@@ -8,6 +8,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -85,10 +86,13 @@ class NumberTemplate:
     dated: bool  # has a year or a month mark
 
 
+@lru_cache(maxsize=256)
 def number_template(pattern: str | None, prefix: str | None) -> NumberTemplate | None:
     """The template of `format_number`'s numbers for this pattern and prefix; None when
     they cannot be written as one (a prefix holding a mark character, or two {number}
-    tokens padded differently): the caller then formats the number itself."""
+    tokens padded differently): the caller then formats the number itself. A function of
+    its two texts alone (the answer is frozen), so it is remembered per process: every
+    finalize on PostgreSQL asks for it."""
     pattern = pattern or DEFAULT_NUMBER_PATTERN
     prefix = prefix or "INV"
     if _MARKS.search(pattern) or _MARKS.search(prefix):
