@@ -324,7 +324,7 @@ def test_the_list_keeps_one_plan_on_postgresql(app, web, tenant, is_postgres):
             read_connection()
             .exec_driver_sql(
                 "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
-                " WHERE statement LIKE 'SELECT invoices.id, %%ORDER BY%%'"
+                " WHERE statement LIKE '%%SELECT invoices.id, %%ORDER BY%%'"
             )
             .all()
         )

@@ -29,11 +29,12 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from ..database import Precompiled, precompiled
-from .models import Account, ApiKey
+from .models import Account, ApiKey, User
 from .service import (
     AccountRef,
     KeyCandidate,
     KeyPrincipal,
+    SessionUser,
     look_up_key,
     note_key_use,
 )
@@ -81,12 +82,25 @@ _KEY_ACCOUNT = select(_KEY.c.a).scalar_subquery()
 _KEY_COLUMN = "k_key"
 
 
-def _is_account(element: Any) -> bool:
-    return isinstance(element, BindParameter) and element.key == "account"
+def _for_principal(statement: Any, param: str, account: Any, column: Any) -> Any:
+    """`statement` with its `param` bind parameter replaced by `account` (a scalar
+    subquery) and `column` added last."""
 
+    def is_param(element: Any) -> bool:
+        return isinstance(element, BindParameter) and element.key == param
 
-def _key_account(element: Any) -> Any:
-    return _KEY_ACCOUNT if _is_account(element) else None
+    # Tables and aliases without the parameter are kept as they are: cloned, a join's left
+    # side would no longer be found among the statement's FROMs.
+    keep = [
+        element
+        for element in iterate(statement)
+        if isinstance(element, FromClause) and not any(map(is_param, iterate(element)))
+    ]
+    options: dict[str, Any] = {"stop_on": keep}
+    read: Any = replacement_traverse(  # type: ignore[call-overload]
+        statement, options, lambda element: account if is_param(element) else None
+    )
+    return read.add_columns(column)
 
 
 @cache
@@ -94,16 +108,95 @@ def keyed(statement: Any) -> Precompiled:
     """`statement` (a SELECT with an `:account` parameter; PostgreSQL) for the account of
     the key given as `:k_prefix` and `:k_hash`, with one more column, `k_key`, the key's
     principal. No rows for a refused key."""
-    # Tables and aliases without the parameter are kept as they are: cloned, a join's left
-    # side would no longer be found among the statement's FROMs.
-    keep = [
-        element
-        for element in iterate(statement)
-        if isinstance(element, FromClause) and not any(map(_is_account, iterate(element)))
-    ]
-    options: dict[str, Any] = {"stop_on": keep}
-    read: Any = replacement_traverse(statement, options, _key_account)  # type: ignore[call-overload]
-    return Precompiled(read.add_columns(select(_KEY.c.j).scalar_subquery().label(_KEY_COLUMN)))
+    return Precompiled(
+        _for_principal(
+            statement,
+            "account",
+            _KEY_ACCOUNT,
+            select(_KEY.c.j).scalar_subquery().label(_KEY_COLUMN),
+        )
+    )
+
+
+# ---------------------------------------------------------------- a page's session user
+
+_SU, _SA = User.__table__.alias("su_u"), Account.__table__.alias("su_a")
+# The browser session's user and account (`service.load_session_user`'s row) as one JSON
+# text: text, so that the driver does not decode it again for every row it comes with.
+_SESSION = (
+    select(
+        _SA.c.id.label("a"),
+        cast(
+            func.json_build_array(
+                _SU.c.id,
+                _SU.c.email,
+                _SU.c.name,
+                _SU.c.password_hash,
+                _SA.c.id,
+                _SA.c.name,
+                _SA.c.timezone,
+                _SA.c.default_currency,
+                cast(_SA.c.default_vat_percent, Text),
+            ),
+            Text,
+        ).label("j"),
+    )
+    .select_from(_SU.join(_SA, _SA.c.id == _SU.c.account_id))
+    .where(_SU.c.id == bindparam("su_user"))
+    .cte("su")
+)
+SESSION_USER_COLUMN = "su_user_row"
+
+
+@dataclass(eq=False)
+class PendingSessionUser:
+    """A browser session's user, named by the signed session cookie, to be read with the
+    page's first read (PostgreSQL). `accept` gets the user's row (None: no such user) and
+    answers the account id, or raises when the session is refused (the password changed
+    since sign-in, the user is gone)."""
+
+    user_id: uuid.UUID
+    accept: Callable[[SessionUser | None], uuid.UUID] = field(repr=False)
+
+
+PageScope = uuid.UUID | PendingSessionUser
+
+
+def with_session_user(statement: Any, param: str = "account_id") -> Any:
+    """`statement` (a SELECT with the bind parameter `param`; PostgreSQL) for the account
+    of the user given as `:su_user`, with one more column, `su_user_row`, that user's row
+    (`session_user`). No rows when there is no such user."""
+    return _for_principal(
+        statement,
+        param,
+        select(_SESSION.c.a).scalar_subquery(),
+        select(_SESSION.c.j).scalar_subquery().label(SESSION_USER_COLUMN),
+    )
+
+
+def session_user(text: str) -> SessionUser:
+    """The row `with_session_user`'s column holds."""
+    uid, email, name, password_hash, aid, account_name, zone, currency, vat = json.loads(text)
+    account_id = uuid.UUID(aid)
+    return SessionUser(
+        uuid.UUID(uid),
+        email,
+        name,
+        password_hash,
+        account_id,
+        AccountRef(account_id, account_name, zone, currency, None if vat is None else Decimal(vat)),
+    )
+
+
+def settle_with(scope: PendingSessionUser, rows: list[Any]) -> uuid.UUID:
+    """The account of a pending session user after a read `with_session_user` made: from
+    the first row, else (nothing read) looked up on its own."""
+    from .service import load_session_user
+
+    found = rows[0][-1] if rows else None  # NULL: a read that answers a row regardless
+    if found is not None:
+        return scope.accept(session_user(found))
+    return scope.accept(load_session_user(scope.user_id))
 
 
 def _principal(candidate: KeyCandidate, key: Any) -> KeyPrincipal:

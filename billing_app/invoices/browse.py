@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 
+from ..accounts.scope import PageScope, PendingSessionUser, settle_with, with_session_user
 from ..audit.models import AuditRecord
 from ..crud import contains_pattern
 from ..customers.models import Customer
@@ -295,7 +297,7 @@ class ListPage:
     prev_cursor: str | None
 
 
-def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
+def search_invoices(account_id: PageScope, search: InvoiceSearch) -> ListPage:
     """One page of the account's invoices with their customer's name and locale, filtered
     and sorted, paged by keyset (a cursor holds the sort value and id of the row it
     continues from), so the 2 000th page costs what the first does. Text matches a
@@ -311,7 +313,13 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
     cursor = search.before if backwards else search.after
     # The direction the index is walked: reversed when fetching the page before a cursor.
     descending = search.descending != backwards
-    params: dict[str, Any] = {"account_id": account_id, "page_limit": limit + 1}
+    # A browser session's user still to be read (`accounts.scope`): on PostgreSQL the
+    # plain list's statement reads it; anything else reads it first.
+    pending = account_id if isinstance(account_id, PendingSessionUser) else None
+    params: dict[str, Any] = {
+        "account_id": None if pending is not None else account_id,
+        "page_limit": limit + 1,
+    }
     # What decides the statement's text; the values go in `params`.
     shape: list[Any] = ["list", search.sort, descending, limit + 1]
     if search.states:
@@ -347,12 +355,29 @@ def search_invoices(account_id: uuid.UUID, search: InvoiceSearch) -> ListPage:
                 params["index_phrase"] = text_search.index_phrase(text)
 
     def run(mode: str | None) -> Any:
+        nonlocal pending
+
+        def build() -> Any:
+            return _list_statement(
+                search, column, descending, bool(cursor), mode, sqlite, limit + 1
+            )
+
+        if pending is not None:
+            scope, pending = pending, None
+            if mode is None and not sqlite:
+                rows = _run(
+                    conn,
+                    (*shape, mode, "session user"),
+                    lambda: with_session_user(build()),
+                    _db_params(sqlite, params | {"su_user": scope.user_id}),
+                )
+                params["account_id"] = settle_with(scope, rows)
+                return rows  # each row's last column (the user) is not read by ListRow
+            params["account_id"] = settle_with(scope, [])
         return _run(
             conn,
             (*shape, mode),
-            lambda: _list_statement(
-                search, column, descending, bool(cursor), mode, sqlite, limit + 1
-            ),
+            build,
             _db_params(sqlite, params),
             custom_plan=mode == "selective",
         )
@@ -782,13 +807,30 @@ class InvoicePage:
     history: list[Any]
 
 
-def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
-    """The invoice page's data. NotFound for another account's invoice (or none)."""
+def invoice_page(account_id: PageScope, invoice_id: uuid.UUID) -> InvoicePage:
+    """The invoice page's data. NotFound for another account's invoice (or none). A
+    session user still to be read is read with it (PostgreSQL; `accounts.scope`)."""
     conn = _connection()
-    params = {"account_id": account_id, "invoice_id": invoice_id, "object_id": str(invoice_id)}
+    pending = isinstance(account_id, PendingSessionUser)
+    params = {
+        "account_id": None if pending else account_id,
+        "invoice_id": invoice_id,
+        "object_id": str(invoice_id),
+    }
     postgresql = conn.dialect.name == "postgresql"
-    page = precompiled(_INVOICE_PAGE_PG if postgresql else _INVOICE_WITH_PARTIES)
-    row = page.execute(conn, params).first()
+    if isinstance(account_id, PendingSessionUser):
+        rows = []
+        if postgresql:
+            read = precompiled(_invoice_page_with_session_user())
+            rows = read.execute(conn, params | {"su_user": account_id.user_id}).all()
+        params["account_id"] = settle_with(account_id, rows)
+        if postgresql:
+            row = rows[0] if rows else None
+        else:
+            row = precompiled(_INVOICE_WITH_PARTIES).execute(conn, params).first()
+    else:
+        page = precompiled(_INVOICE_PAGE_PG if postgresql else _INVOICE_WITH_PARTIES)
+        row = page.execute(conn, params).first()
     if row is None:
         raise NotFound("Invoice")
     values = iter(row)
@@ -803,6 +845,16 @@ def invoice_page(account_id: uuid.UUID, invoice_id: uuid.UUID) -> InvoicePage:
         history = list(precompiled(_HISTORY).execute(conn, params))
     invoice.lines = lines
     return InvoicePage(invoice, customer, entity, history)
+
+
+@lru_cache(maxsize=8)
+def _with_session_user(statement: Any) -> Any:
+    """`with_session_user` of one of this module's statements, made once."""
+    return with_session_user(statement)
+
+
+def _invoice_page_with_session_user() -> Any:
+    return _with_session_user(_INVOICE_PAGE_PG)
 
 
 # ---------------------------------------------------------------- the entry form's totals
@@ -938,19 +990,31 @@ _CUSTOMER_KEYS = tuple(c.key for c in _C.c)
 
 
 def entry_reads(
-    account_id: uuid.UUID, customer_id: uuid.UUID, billing_entity_id: uuid.UUID | None
+    account_id: PageScope, customer_id: uuid.UUID, billing_entity_id: uuid.UUID | None
 ) -> tuple[list[Any], tuple[SimpleNamespace, EntryPricing] | None]:
     """What the entry form reads on an htmx change with a customer chosen, in one
     statement instead of two: the account's tax rates (the rows `taxes.account_tax_rates`
-    gives) and `customer_record`'s answer for the customer and billing entity."""
+    gives) and `customer_record`'s answer for the customer and billing entity. A session
+    user still to be read is read with them (PostgreSQL; `accounts.scope`)."""
+    pending = account_id if isinstance(account_id, PendingSessionUser) else None
     stmt, params = _for_entity(
         _ENTRY_WITH_ENTITY,
         _ENTRY_WITH_DEFAULT_ENTITY,
-        account_id,
+        account_id,  # type: ignore[arg-type]  # replaced below when pending
         customer_id,
         billing_entity_id,
     )
-    rows = precompiled(stmt).execute(_connection(), params).all()
+    conn = _connection()
+    if pending is not None:
+        del params["account_id"]  # the user's account, found by the read (or below)
+    if pending is not None and conn.dialect.name == "postgresql":
+        read = precompiled(_with_session_user(stmt))
+        rows = read.execute(conn, params | {"su_user": pending.user_id}).all()
+        settle_with(pending, rows)
+    else:
+        if pending is not None:
+            params["account_id"] = settle_with(pending, [])
+        rows = precompiled(stmt).execute(conn, params).all()
     first = rows[0]._mapping
     found = None
     if first["c_id"] is not None:

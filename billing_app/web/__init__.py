@@ -8,16 +8,21 @@ htmx fragment).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import uuid
 
 from flask import Flask, Response, abort, current_app, g, request, session
 
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
 from ..reads import close_read_connection
-from .common import SessionUser, csrf_token, header_key, register_template_helpers
+from .common import (
+    SessionUser,
+    accept_session_user,
+    csrf_token,
+    header_key,
+    parse_session_id,
+    register_template_helpers,
+)
 from .layout import init_layout
 from .sessions import RememberingCookieSessions
 
@@ -148,29 +153,16 @@ def _forget_actor(_exc: BaseException | None) -> None:
     set_actor(SYSTEM)
 
 
-def password_fingerprint(password_hash: str) -> str:
-    """Part of the session id: changing the password signs out every other session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 def _load_user(session_id: str) -> SessionUser | None:
     """The session's user and account (one Core query), if the password has not changed
     since sign-in: the session id carries a fingerprint of the password hash."""
     from ..accounts.service import load_session_user
 
-    raw_id, _, fingerprint = session_id.partition(".")
-    try:
-        user_id = uuid.UUID(raw_id)
-    except ValueError:
+    parsed = parse_session_id(session_id)
+    if parsed is None:
         return None
-    user = load_session_user(user_id)
-    if user is None:
-        return None
-    current = password_fingerprint(user.password_hash)
-    if not hmac.compare_digest(fingerprint, current):
-        return None
-    g.account = user.account
-    return SessionUser(user, user.account, current)
+    user_id, fingerprint = parsed
+    return accept_session_user(load_session_user(user_id), fingerprint)
 
 
 # Pages load only their own script and styles; htmx runs without eval (see base.html).

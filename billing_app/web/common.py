@@ -5,6 +5,8 @@ time zone)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
@@ -33,6 +35,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..accounts.models import Account, User
+from ..accounts.scope import PendingSessionUser
 from ..accounts.service import AccountRef
 from ..accounts.service import SessionUser as SessionUserRow
 from ..audit.service import Actor, set_actor
@@ -40,6 +43,7 @@ from ..database import decimal_to_str
 from ..errors import DomainError, InvalidInput, NotFound
 from ..invoices.models import DRAFT, FAILED, OPEN, PAID, VOID
 from ..money import format_money, format_unit_amount, fraction_to_percent
+from ..reads import read_engine
 from .layout import render_page
 
 STATE_LABELS = {DRAFT: "Draft", OPEN: "Open", PAID: "Paid", FAILED: "Failed", VOID: "Void"}
@@ -75,6 +79,11 @@ def signed_in_user() -> SessionUser | None:
     else (no `_user_id`, or a refused one) takes Flask-Login's own path, so a remember
     cookie and the anonymous user are handled exactly as before.
     """
+    if g.get("pending_user") is not None:
+        try:
+            return _settle_by_lookup()
+        except SignInRequired:
+            return None
     user = g.get("_login_user")
     if user is None:
         user_id = session.get("_user_id")
@@ -89,13 +98,125 @@ def signed_in_user() -> SessionUser | None:
 
 def account_id() -> uuid.UUID:
     """The signed-in user's account: every page is scoped to it."""
-    user: SessionUser = g._login_user  # set by signed_in_user before every page's view
-    return user.account_id
+    return _user().account_id
 
 
 def account() -> Account | AccountRef:
+    return _user().account
+
+
+def _user() -> SessionUser:
+    # Set by signed_in_user before every page's view, or, for a USER_IN_FIRST_READ view,
+    # when its first read (or this) settles the pending user.
+    user: SessionUser | None = g.get("_login_user")
+    return user if user is not None else _settle_by_lookup()
+
+
+# ---------------------------------------------------------------- the user with the first read
+
+# A view attribute: on PostgreSQL the view's first read carries the session's user
+# (`accounts.scope.with_session_user`) instead of a statement of its own before the view.
+USER_IN_FIRST_READ = "user_in_first_read"
+
+
+class SignInRequired(Exception):
+    """The session's user, read after the view started, is refused: the page answers
+    as `_require_sign_in` would have before it."""
+
+
+def user_in_first_read(view: Any) -> Any:
+    setattr(view, USER_IN_FIRST_READ, True)
+    return view
+
+
+def page_scope() -> uuid.UUID | PendingSessionUser:
+    """What a USER_IN_FIRST_READ view hands its first read: the session's user still to
+    be read, or the account when it was read already. Nothing of the account may be
+    used before that read (anything asking for it, `account_id()`, `account()`,
+    `signed_in_user()`, reads the user first)."""
+    pending: PendingSessionUser | None = g.get("pending_user")
+    return pending if pending is not None else account_id()
+
+
+def parse_session_id(session_id: Any) -> tuple[uuid.UUID, str] | None:
+    """(user id, password fingerprint) of Flask-Login's `_user_id` as `SessionUser.get_id`
+    writes it; None for anything else."""
+    if not isinstance(session_id, str):
+        return None
+    raw_id, _, fingerprint = session_id.partition(".")
+    try:
+        return uuid.UUID(raw_id), fingerprint
+    except ValueError:
+        return None
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Part of the session id: changing the password signs out every other session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def accept_session_user(row: SessionUserRow | None, fingerprint: str) -> SessionUser | None:
+    """The page's user from the session's row, if there is one and its password has not
+    changed since sign-in (the session id carries a fingerprint of the password hash)."""
+    if row is None:
+        return None
+    current = password_fingerprint(row.password_hash)
+    if not hmac.compare_digest(fingerprint, current):
+        return None
+    g.account = row.account
+    return SessionUser(row, row.account, current)
+
+
+def _defer_sign_in() -> bool:
+    """Leave the session's user to the view's first read: a USER_IN_FIRST_READ view on
+    PostgreSQL, a session naming a user (anything else takes the usual path)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if not getattr(view, USER_IN_FIRST_READ, False) or g.get("_login_user") is not None:
+        return False
+    if read_engine().dialect.name != "postgresql":
+        return False
+    parsed = parse_session_id(session.get("_user_id"))
+    if parsed is None:
+        return False
+    user_id, fingerprint = parsed
+
+    def accept(row: SessionUserRow | None) -> uuid.UUID:
+        g.pending_user = None
+        user = accept_session_user(row, fingerprint)
+        if user is None:
+            raise SignInRequired
+        g._login_user = user
+        _act_as(user)
+        return user.account_id
+
+    g.pending_user = PendingSessionUser(user_id, accept)
+    return True
+
+
+def _settle_by_lookup() -> SessionUser:
+    """The pending session user, read on its own (its view read nothing yet, or its
+    first read found no row). SignInRequired when refused."""
+    from ..accounts.service import load_session_user
+
+    pending: PendingSessionUser | None = g.get("pending_user")
+    if pending is None:
+        raise SignInRequired
+    pending.accept(load_session_user(pending.user_id))
     user: SessionUser = g._login_user
-    return user.account
+    return user
+
+
+def _settle_after(response: Response) -> Response:
+    """A view that answered without settling its pending user (it failed before its
+    first read): the user is read now, and a refused one gets the sign-in answer
+    instead of the view's."""
+    if g.get("pending_user") is None:
+        return response
+    try:
+        _settle_by_lookup()
+    except SignInRequired:
+        return _sign_in_answer()
+    return response
 
 
 def is_htmx() -> bool:
@@ -129,17 +250,27 @@ def safe_next(target: str | None) -> str | None:
 
 
 def _require_sign_in() -> Any:
+    if _defer_sign_in():
+        return None
     user = signed_in_user()
     if user is None:
-        target = url_for("auth.sign_in", next=request.full_path.rstrip("?"))
-        if request.headers.get("HX-Request") == "true":
-            # htmx would swap a sign-in page into a fragment; send the browser there.
-            return Response(status=401, headers={"HX-Redirect": target})
-        return redirect(target)
+        return _sign_in_answer()
+    _act_as(user)
+    return None
+
+
+def _sign_in_answer() -> Any:
+    target = url_for("auth.sign_in", next=request.full_path.rstrip("?"))
+    if request.headers.get("HX-Request") == "true":
+        # htmx would swap a sign-in page into a fragment; send the browser there.
+        return Response(status=401, headers={"HX-Redirect": target})
+    return redirect(target)
+
+
+def _act_as(user: SessionUser) -> None:
     from ..api.core import request_id
 
     set_actor(Actor("user", str(user.id), request_id()))
-    return None
 
 
 def page_blueprint(name: str, import_name: str) -> Blueprint:
@@ -147,6 +278,11 @@ def page_blueprint(name: str, import_name: str) -> Blueprint:
     NotFound (another account's object included) with the 404 page."""
     bp = Blueprint(name, import_name)
     bp.before_request(_require_sign_in)
+    bp.after_request(_settle_after)
+
+    @bp.errorhandler(SignInRequired)
+    def _refused(_exc: SignInRequired) -> Any:
+        return _sign_in_answer()
 
     @bp.errorhandler(NotFound)
     def _not_found(exc: NotFound) -> Any:

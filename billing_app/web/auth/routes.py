@@ -18,8 +18,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from ...accounts import service as accounts
-from .. import password_fingerprint
-from ..common import SessionUser, safe_next
+from ..common import SessionUser, password_fingerprint, safe_next
 from .forms import SignInForm
 
 bp = Blueprint("auth", __name__)

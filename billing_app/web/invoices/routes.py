@@ -32,7 +32,9 @@ from ..common import (
     is_htmx,
     local_day_bounds,
     page_blueprint,
+    page_scope,
     start_of_local_day,
+    user_in_first_read,
 )
 from ..fields import select_choices
 from ..layout import render_layout, render_page
@@ -88,16 +90,20 @@ def _refused(exc: InvalidState) -> Any:
 
 
 @bp.get("/")
+@user_in_first_read
 def list_invoices() -> Any:
     """Invoices with filters, sorting and keyset paging; htmx gets the results only."""
-    aid = account_id()
     filters = ListFilters.parse(request.args)
     sort = request.args.get("sort", "-created")
     if sort not in SORT_KEYS:
         sort = "-created"
     customer = None
     if request.args.get("customer"):
-        customer = customers.get_customer(aid, parse_uuid(request.args["customer"], "Customer"))
+        customer = customers.get_customer(
+            account_id(), parse_uuid(request.args["customer"], "Customer")
+        )
+    # The days are the account's: a date filter reads the user first (`account_zone`).
+    scope = account_id() if filters.first_day or filters.last_day else page_scope()
     created_from, created_before = local_day_bounds(filters.first_day, filters.last_day)
     search = invoices.InvoiceSearch(
         states=STATUS_FILTERS[filters.status],
@@ -112,10 +118,10 @@ def list_invoices() -> Any:
         limit=PAGE_SIZE,
     )
     try:
-        result = browse.search_invoices(aid, search)
+        result = browse.search_invoices(scope, search)
     except InvalidInput:
         # A page link from another sort or an edited URL: start from the first page.
-        result = browse.search_invoices(aid, replace(search, after=None, before=None))
+        result = browse.search_invoices(page_scope(), replace(search, after=None, before=None))
     base = _list_url()
     results = invoice_list_results(
         result,
@@ -153,10 +159,11 @@ def _invoice(invoice_id: str) -> Invoice:
 
 
 @bp.get("/<invoice_id>")
+@user_in_first_read
 def invoice_detail(invoice_id: str) -> Any:
     """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
+    page = browse.invoice_page(page_scope(), parse_uuid(invoice_id, "Invoice"))
     aid = account_id()
-    page = browse.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
     invoice, customer = page.invoice, page.customer
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
     content = invoice_detail_content(
@@ -248,6 +255,7 @@ class Entry:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@user_in_first_read
 def new_invoice() -> Any:
     """Enter a one-off invoice: customer, billing entity, currency, due date, line rows."""
     return _entry(None)
@@ -321,21 +329,22 @@ class _EntryRead:
 
 
 def _entry_reads(
-    aid: uuid.UUID, form: InvoiceForm, read_customer: bool
+    scope: Any, form: InvoiceForm, read_customer: bool
 ) -> tuple[list[Any], _EntryRead | None]:
     """The account's tax rates, and with `read_customer` (an htmx change of a new
     invoice, which shows no customer list to find the chosen one in) the chosen customer
     with its pricing in the same statement: the billing entity as `parse_uuid_field`
-    will read it (None when blank or not an id), the customer as `_selected_customer`."""
+    will read it (None when blank or not an id), the customer as `_selected_customer`.
+    `scope`: `page_scope()`'s answer; the session's user is read by then."""
     raw = form.customer_id.data
     customer_id = _customer_id(raw) if read_customer and raw else None
     if customer_id is None:
-        return taxes.account_tax_rates(aid), None
+        return taxes.account_tax_rates(account_id()), None
     try:
         entity_id: uuid.UUID | None = uuid.UUID((form.billing_entity_id.data or "").strip())
     except ValueError:
         entity_id = None
-    rates, found = browse.entry_reads(aid, customer_id, entity_id)
+    rates, found = browse.entry_reads(scope, customer_id, entity_id)
     return rates, _EntryRead(customer_id, entity_id, found)
 
 
@@ -385,7 +394,8 @@ def _prefill(form: InvoiceForm, rows: list[LineRow], invoice: Invoice) -> None:
 
 
 def _entry(invoice: Invoice | None) -> Any:
-    aid = account_id()
+    # A new invoice's form reads the session's user with its first read (`new_invoice`).
+    scope = page_scope() if invoice is None else account_id()
     form = InvoiceForm()
     posted = request.method == "POST"
     action = request.form.get("action", "recalc") if posted else ""
@@ -403,7 +413,8 @@ def _entry(invoice: Invoice | None) -> Any:
     whole_page = not (posted and is_htmx() and action not in ("save", "finalize"))
     # The rows' VAT selects are written out by the template from these (value, label) pairs.
     # Read once: the choices, and the tax table the totals take (no second read).
-    tax_rates, read = _entry_reads(aid, form, posted and not whole_page and invoice is None)
+    tax_rates, read = _entry_reads(scope, form, posted and not whole_page and invoice is None)
+    aid = account_id()
     vat_choices = _vat_choices(aid, invoice, tax_rates)
     if whole_page:
         form.billing_entity_id.choices = select_choices(
