@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, request
 
 # The same time-ordered row ids as the app (a data-layout choice both sides make alike).
-from billing_app.database import new_uuid
+from billing_app.db import new_uuid
 
 metadata = sa.MetaData()
 

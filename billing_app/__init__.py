@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask, Response, redirect, render_template, request, url_for
 
 from .config import load_config
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, login_manager, migrate
+from .extensions import db as orm  # `db` would be shadowed by the submodule billing_app.db
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -29,29 +30,29 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config(app.instance_path, config))
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    db.init_app(app)
-    from .database import close_request_connection
+    orm.init_app(app)
+    from .db import close_request_connection
 
     app.teardown_appcontext(close_request_connection)
-    migrate.init_app(app, db, directory=str(_resource_dir("migrations")))
+    migrate.init_app(app, orm, directory=str(_resource_dir("migrations")))
     csrf.init_app(app)
     login_manager.init_app(app)
     from . import models  # noqa: F401  (every table registered for Alembic)
 
     with app.app_context():
-        engine = db.engine
+        engine = orm.engine
         if engine.dialect.name == "sqlite":
-            from .database import install_sqlite_tuning
+            from .db import install_sqlite_tuning
 
             install_sqlite_tuning(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
     from .api import documents as api_documents  # noqa: F401  (PDF routes join api_a, api_b)
-    from .api.oneoff import bp as api_a
+    from .api.dialect_a.routes import bp as api_a
     from .api.openapi import bp as openapi_bp
 
     app.register_blueprint(api_a, url_prefix="/v1")
-    from .api import invoices_b, resources_b  # noqa: F401  (their routes join api_b)
-    from .api.blueprint_b import bp as api_b
+    from .api.dialect_b import invoices, resources  # noqa: F401  (their routes join api_b)
+    from .api.dialect_b.blueprint import bp as api_b
 
     app.register_blueprint(api_b, url_prefix="/v1")
     app.register_blueprint(openapi_bp)
@@ -86,7 +87,7 @@ def _register_error_pages(app: Flask) -> None:
     HTML pages for people."""
     from werkzeug.exceptions import HTTPException
 
-    from .api.core import json_response
+    from .api.http import json_response
 
     def wants_json() -> bool:
         return request.path.startswith("/v1/") or request.path == "/v1"
@@ -99,7 +100,7 @@ def _register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _server_error(exc: Exception) -> Any:
-        db.session.rollback()
+        orm.session.rollback()
         app.logger.exception("Unhandled error")
         if wants_json():
             return json_response({"detail": "Internal server error"}, 500)

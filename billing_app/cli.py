@@ -173,7 +173,7 @@ def _print_demo(account_id: str, api_key: str) -> None:
 @billing_cli.command("purge-idempotency-keys")
 def purge_idempotency_keys() -> None:
     """Delete expired Idempotency-Key records (run daily from cron)."""
-    from .api.core import purge_expired_idempotency_keys
+    from .api.http import purge_expired_idempotency_keys
 
     click.echo(f"deleted {purge_expired_idempotency_keys()} expired keys")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from billing_app.catalog.models import AddOn, Charge, Discount, Metric, Plan
 from billing_app.customers.models import Customer
-from billing_app.database import utcnow
+from billing_app.db import utcnow
 from billing_app.extensions import db
 from billing_app.payments.gateway import CardDetails
 from billing_app.payments.service import add_payment_method

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from billing_app.accounts.models import ApiKey
 from billing_app.audit.models import AuditRecord
-from billing_app.database import utcnow
+from billing_app.db import utcnow
 from billing_app.extensions import db
 
 try:  # tests/ as a package (tests/__init__.py) or as a plain directory

@@ -563,7 +563,7 @@ def test_exact_numbers_are_bare_and_lookalike_client_text_stays_text():
     internal placeholder (16 hex digits, a colon, a number) is left a string."""
     from decimal import Decimal
 
-    from billing_app.api.core import JsonNumber, dumps
+    from billing_app.api.http import JsonNumber, dumps
 
     lookalike = "0123456789abcdef:1.5"
     body = {"vat": JsonNumber(Decimal("0.250")), "q": [JsonNumber(Decimal("-3"))], "t": lookalike}

@@ -18,7 +18,7 @@ from b_setup import DECLINE, Catalog
 from conftest import fail_audit_record, row_counts
 from sqlalchemy import func, select
 
-from billing_app.database import utcnow
+from billing_app.db import utcnow
 from billing_app.extensions import db
 from billing_app.invoices.models import Invoice
 from billing_app.payments.models import Transaction

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from conftest import row_counts
 
-from billing_app.database import utcnow
+from billing_app.db import utcnow
 from billing_app.extensions import db
 from billing_app.idempotency.models import IdempotencyKey
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing_app.errors import InvalidInput
-from billing_app.invoices import browse
+from billing_app.invoices import queries as browse
 from billing_app.invoices.service import _decode_cursor
 
 

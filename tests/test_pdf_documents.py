@@ -16,7 +16,7 @@ from pdf_support import document_row, line, make_customer, make_invoice, read_pd
 from sqlalchemy import select, text, update
 
 from billing_app.customers import service as customers
-from billing_app.database import utcnow
+from billing_app.db import utcnow
 from billing_app.documents import pdf as renderer
 from billing_app.documents import service as documents
 from billing_app.documents.models import InvoiceDocument

@@ -79,7 +79,7 @@ def test_precompiled_stores_what_sqlalchemy_stores():
         select,
     )
 
-    from billing_app.database import DecimalText, Precompiled, UTCDateTime, utcnow
+    from billing_app.db import DecimalText, Precompiled, UTCDateTime, utcnow
 
     table = Table(
         "t",
@@ -151,7 +151,7 @@ def test_precompiled_inside_a_transaction_counts_and_raises_like_sqlalchemy(data
     )
     from sqlalchemy.exc import IntegrityError
 
-    from billing_app.database import DecimalText, Precompiled, UTCDateTime
+    from billing_app.db import DecimalText, Precompiled, UTCDateTime
 
     table = Table(
         "precompiled_u",

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from web_support import make_customer, make_invoice, scan_text_matches, signed_in
 
 from billing_app.extensions import db
-from billing_app.invoices import browse
+from billing_app.invoices import queries as browse
 from billing_app.invoices import search as text_search
 from billing_app.invoices import service as invoices
 from billing_app.invoices.models import Invoice

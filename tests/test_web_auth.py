@@ -226,7 +226,7 @@ def test_friendly_404_page(client, tenant):
 
 def test_friendly_500_page(app, client, tenant, monkeypatch):
     signed_in(client, tenant)
-    from billing_app.invoices import browse
+    from billing_app.invoices import queries as browse
 
     def boom(*a, **k):
         raise RuntimeError("boom")

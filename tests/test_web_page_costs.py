@@ -107,7 +107,7 @@ def test_list_cursors_are_the_services_own(app, tenant):
     """The list writes its page cursors itself for the time and total sorts: the same text
     as the service's encoder (a page link made by either stays valid), on every sort and
     for a number that needs JSON escaping."""
-    from billing_app.invoices import browse
+    from billing_app.invoices import queries as browse
 
     acme = make_customer(app, tenant, "acme", name="ACME Corp")
     made = [make_invoice(app, tenant, acme.id, finalize=n % 2 == 0) for n in range(4)]
@@ -144,7 +144,7 @@ def test_entry_form_totals_from_the_rates_it_read_for_its_choices(app, tenant):
 
     from web_support import make_tax
 
-    from billing_app.invoices import browse
+    from billing_app.invoices import queries as browse
     from billing_app.taxes import service as taxes
 
     plain = make_customer(app, tenant, "plain")
@@ -205,7 +205,7 @@ def test_entry_reads_give_what_the_two_reads_they_replace_give(app, tenant, othe
     from web_support import make_tax
 
     from billing_app.entities.service import default_entity
-    from billing_app.invoices import browse
+    from billing_app.invoices import queries as browse
     from billing_app.taxes import service as taxes
 
     plain = make_customer(app, tenant, "plain")

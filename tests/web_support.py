@@ -12,10 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, or_, select
 
-from billing_app.crud import contains_pattern
 from billing_app.customers.models import Customer
 from billing_app.extensions import db
 from billing_app.invoices.models import Invoice
+from billing_app.querying import contains_pattern
 from billing_app.reads import read_engine
 
 _TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
-from ..database import Precompiled, precompiled
+from ..db import Precompiled, precompiled
 from .models import Account, ApiKey, User
 from .service import (
     AccountRef,

@@ -24,12 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
-from ..crud import apply_changes
-from ..database import core_connection, precompiled, utcnow, write_transaction
+from ..db import core_connection, precompiled, utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
 from ..money import MoneyError, normalise_currency
+from ..querying import apply_changes
 from ..reads import read_connection
 from ..validation import is_timezone
 from .models import Account, ApiKey, SignInThrottle, User

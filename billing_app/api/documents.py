@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from flask import Response
 
-from ..crud import parse_uuid
 from ..documents import service as documents
 from ..documents.routes import pdf_response
-from . import dialect_a, dialect_b
-from .blueprint_b import bp as bp_b
-from .invoices_b import INVOICE_ERRORS, find_invoice
-from .oneoff import AUTH_ERRORS, INVOICE_404, account_id
-from .oneoff import bp as bp_a
+from ..querying import parse_uuid
+from .dialect_a import blueprint as dialect_a
+from .dialect_a.routes import AUTH_ERRORS, INVOICE_404, account_id
+from .dialect_a.routes import bp as bp_a
+from .dialect_b import blueprint as dialect_b
+from .dialect_b.blueprint import bp as bp_b
+from .dialect_b.invoices import INVOICE_ERRORS, find_invoice
 
 PDF = "application/pdf"
 _A_ERRORS = {**AUTH_ERRORS, **INVOICE_404, 400: documents.DRAFT_MESSAGE}

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, current_app, render_template
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .core import EndpointDoc, json_response
+from .http import EndpointDoc, json_response
 
 bp = Blueprint("openapi", __name__)
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
@@ -42,7 +42,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         model, _ = _model_of(doc.response)
         if model is not None:
             models[(model, "serialization")] = None
-    from .schemas_a import HTTPValidationError
+    from .dialect_a.schemas import HTTPValidationError
 
     models[(HTTPValidationError, "serialization")] = None
     refs, defs = models_json_schema(list(models), ref_template="#/components/schemas/{model}")

@@ -1,5 +1,5 @@
 """The list shape of dialect B (Reepay): query `size` and `next_page_token`, answer
-`{"size", "count", "content", "next_page_token"}`. Rows come from `billing_app.paging`."""
+`{"size", "count", "content", "next_page_token"}`. Rows come from `billing_app.querying`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from ..querying import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .types import StrictInt
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import InvalidInput
 from ..extensions import db
-from .core import (
+from .http import (
     KEY_IN_FIRST_READ,
     AuthError,
     BodyError,

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from .. import money
 from ..validation import check_locale, check_timezone
-from .core import NonFinite
+from .http import NonFinite
 
 # The numeric-string pattern of the one-off API's excerpt.
 NUMERIC_PATTERN = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"

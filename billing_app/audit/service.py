@@ -22,7 +22,7 @@ from sqlalchemy import Text, bindparam, func, insert, literal_column, select, up
 from sqlalchemy import cast as sa_cast
 
 from ..accounts.models import Account
-from ..database import Precompiled, precompiled, utcnow
+from ..db import Precompiled, precompiled, utcnow
 from ..extensions import db
 from .models import AuditRecord
 

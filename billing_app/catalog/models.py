@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
+from ..db import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 

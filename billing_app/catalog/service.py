@@ -20,12 +20,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
 from ..audit import service as audit
-from ..crud import get_scoped
-from ..database import decimal_to_str, write_transaction
+from ..db import decimal_to_str, write_transaction
 from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import decimal_places
-from ..paging import paged
+from ..querying import get_scoped, paged
 from .models import AddOn, Charge, Coupon, Discount, Metric, Plan
 
 T = TypeVar("T")

@@ -9,12 +9,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..crud import apply_changes, contains_pattern, get_scoped, order_clause, page
-from ..database import write_transaction
+from ..db import write_transaction
 from ..entities.models import BillingEntity
 from ..errors import Duplicate, InUse, InvalidInput
 from ..extensions import db
 from ..invoices.models import Invoice
+from ..querying import apply_changes, contains_pattern, get_scoped, order_clause, page
 from .models import Customer, Wallet
 
 ORDER_FIELDS = {

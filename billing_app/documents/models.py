@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
-from ..database import UTCDateTime, utcnow
+from ..db import UTCDateTime, utcnow
 from ..extensions import db
 
 

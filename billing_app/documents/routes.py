@@ -14,10 +14,10 @@ from typing import Any
 from flask import Response, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from ..crud import parse_uuid
 from ..errors import InvalidState, NotFound
 from ..invoices import service as invoices
 from ..invoices.models import DRAFT
+from ..querying import parse_uuid
 from ..web.common import account_id, page_blueprint
 from . import service as documents
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..customers.models import Customer
-from ..database import is_sqlite, utcnow, write_transaction
+from ..db import is_sqlite, utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import InvalidState
 from ..extensions import db

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import UTCDateTime, new_uuid, utcnow
+from ..db import UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 DEFAULT_NUMBER_PATTERN = "{prefix}-{number:06}"

@@ -15,11 +15,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..crud import apply_changes, get_scoped, order_clause, page
-from ..database import utcnow, write_transaction
+from ..db import utcnow, write_transaction
 from ..errors import Duplicate, InUse, InvalidInput, NotFound
 from ..extensions import db
 from ..invoices.models import Invoice
+from ..querying import apply_changes, get_scoped, order_clause, page
 from .models import DEFAULT_NUMBER_PATTERN, BillingEntity, BillingEntityLogo
 
 ORDER_FIELDS = {

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import UTCDateTime, new_uuid, utcnow
+from ..db import UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 

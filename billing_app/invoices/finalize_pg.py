@@ -46,7 +46,7 @@ from sqlalchemy import JSON, Integer, String, Uuid, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..database import Precompiled, UTCDateTime, core_write
+from ..db import Precompiled, UTCDateTime, core_write
 from ..entities.service import NumberTemplate
 from . import calc
 from .models import PAID

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
+from ..db import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 # One state machine (DOMAIN.md). The dialects show each state under their own name.

@@ -48,9 +48,8 @@ from ..accounts.models import Account
 from ..accounts.scope import AccountScope, scoped_rows
 from ..audit import service as audit
 from ..catalog.models import Charge, Metric
-from ..crud import order_clause, page
 from ..customers.models import Customer, Wallet
-from ..database import (
+from ..db import (
     Precompiled,
     core_connection,
     core_write,
@@ -67,6 +66,7 @@ from ..entities.service import HANDLE_UNSAFE, format_number, number_template
 from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
+from ..querying import order_clause, page
 from ..taxes.models import TaxRate
 from ..taxes.service import TaxTable, load_tax_table, tax_table
 from . import calc, finalize_pg

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Account
 from ..audit import service as audit
 from ..customers.models import Customer
-from ..database import utcnow, write_transaction
+from ..db import utcnow, write_transaction
 from ..errors import InvalidState, NotFound
 from ..extensions import db
 from ..invoices.models import FAILED, OPEN, PAID, VOID, Invoice

@@ -54,7 +54,7 @@ from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import AddOn, Charge, Discount, Metric, Plan
 from ..customers.models import Customer, Wallet
-from ..database import (
+from ..db import (
     Precompiled,
     core_connection,
     core_write,

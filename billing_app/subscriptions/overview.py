@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..catalog.models import AddOn, Coupon, Discount, Plan
-from ..crud import get_scoped
 from ..customers.models import Customer
 from ..extensions import db
 from ..payments.models import PaymentMethod
+from ..querying import get_scoped
 from .models import Subscription, SubscriptionAddOn, SubscriptionDiscount
 
 

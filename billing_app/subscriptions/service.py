@@ -31,15 +31,14 @@ from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog import service as catalog
 from ..catalog.models import Coupon, Discount, Metric, Plan
-from ..crud import get_scoped
 from ..customers.models import Customer
-from ..database import new_uuid, utcnow, write_transaction
+from ..db import new_uuid, utcnow, write_transaction
 from ..errors import InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import decimal_places
-from ..paging import paged
 from ..payments import service as payments
 from ..payments.models import PaymentMethod
+from ..querying import get_scoped, paged
 from .models import (
     ACTIVE,
     CANCELLED,

@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..database import DecimalText, UTCDateTime, new_uuid, utcnow
+from ..db import DecimalText, UTCDateTime, new_uuid, utcnow
 from ..extensions import db
 
 

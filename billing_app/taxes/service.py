@@ -14,10 +14,10 @@ from sqlalchemy import Numeric, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..crud import apply_changes, get_scoped, order_clause, page
-from ..database import precompiled, write_transaction
+from ..db import precompiled, write_transaction
 from ..errors import Duplicate, InvalidInput
 from ..extensions import db
+from ..querying import apply_changes, get_scoped, order_clause, page
 from ..reads import read_connection
 from .models import TaxRate
 

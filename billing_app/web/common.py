@@ -39,7 +39,7 @@ from ..accounts.scope import PendingSessionUser
 from ..accounts.service import AccountRef
 from ..accounts.service import SessionUser as SessionUserRow
 from ..audit.service import Actor, set_actor
-from ..database import decimal_to_str
+from ..db import decimal_to_str
 from ..errors import DomainError, InvalidInput, NotFound
 from ..invoices.models import DRAFT, FAILED, OPEN, PAID, VOID
 from ..money import format_money, format_unit_amount, fraction_to_percent
@@ -268,7 +268,7 @@ def _sign_in_answer() -> Any:
 
 
 def _act_as(user: SessionUser) -> None:
-    from ..api.core import request_id
+    from ..api.http import request_id
 
     set_actor(Actor("user", str(user.id), request_id()))
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from ...crud import parse_uuid
 from ...customers import service as customers
 from ...customers.models import Customer
 from ...entities import service as entities
 from ...errors import DomainError
-from ...invoices import browse
+from ...invoices import queries as browse
 from ...invoices import service as invoices
+from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ..common import account, account_id, apply_domain_error, page_blueprint, render
 from ..fields import select_choices

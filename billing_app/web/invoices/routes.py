@@ -14,16 +14,17 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 
 from ...accounts import service as accounts
-from ...crud import parse_uuid
 from ...customers import service as customers
-from ...database import decimal_to_str
+from ...db import decimal_to_str
 from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
-from ...invoices import browse, calc
+from ...invoices import calc
+from ...invoices import queries as browse
 from ...invoices import service as invoices
 from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice
 from ...invoices.records import LineRecord
 from ...money import invoiceable_currencies, unit_minor_to_major
+from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ..common import (
     account,

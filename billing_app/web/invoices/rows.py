@@ -23,8 +23,8 @@ from flask import url_for
 from jinja2.filters import do_urlencode
 from markupsafe import Markup, escape
 
-from ...database import decimal_to_str
-from ...invoices.browse import ListPage, ListRow
+from ...db import decimal_to_str
+from ...invoices.queries import ListPage, ListRow
 from ...money import format_money, format_unit_amount
 from ..common import STATE_LABELS, percent
 from .forms import STATUS_CHOICES, ListFilters

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from ...accounts import service as accounts
-from ...crud import parse_uuid
 from ...entities import service as entities
 from ...entities.models import BillingEntity
 from ...errors import DomainError, InvalidInput
+from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ...taxes.models import TaxRate
 from ..common import account, account_id, apply_domain_error, page_blueprint

@@ -15,14 +15,13 @@ from flask_wtf import FlaskForm
 
 from ...catalog import service as catalog
 from ...catalog.models import Plan
-from ...crud import parse_uuid
 from ...customers import service as customers
 from ...errors import DomainError, Duplicate, InvalidInput, InvalidState, NotFound
 from ...invoices import service as invoices
 from ...invoices.calc import Totals
 from ...invoices.records import LineRecord
-from ...paging import MAX_PAGE_SIZE
 from ...payments.service import ManualTransfer
+from ...querying import MAX_PAGE_SIZE, parse_uuid
 from ...subscriptions import invoicing, overview
 from ...subscriptions import service as subs
 from ...subscriptions.models import PENDING

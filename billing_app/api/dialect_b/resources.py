@@ -17,23 +17,22 @@ from typing import Any
 
 from flask import g
 
-from ..catalog import service as catalog
-from ..catalog.models import AddOn, Charge, Coupon, Discount, Metric, Plan
-from ..customers import service as customers
-from ..customers.models import Customer
-from ..errors import InvalidInput
-from ..payments import service as payments
-from ..payments.gateway import CardDetails
-from ..payments.models import PaymentMethod
-from ..subscriptions import service as subs
-from ..subscriptions.dates import parse_local
-from ..subscriptions.models import AdditionalCost, Credit, Subscription, SubscriptionDiscount
-from ..subscriptions.models import UsageEvent as UsageEventRow
-from . import schemas_b as s
-from .blueprint_b import bp
-from .core import JsonNumber, iso
-from .dialect_b import endpoint
-from .paging import Page, PageQuery, page_body
+from ...catalog import service as catalog
+from ...catalog.models import AddOn, Charge, Coupon, Discount, Metric, Plan
+from ...customers import service as customers
+from ...customers.models import Customer
+from ...errors import InvalidInput
+from ...payments import service as payments
+from ...payments.gateway import CardDetails
+from ...payments.models import PaymentMethod
+from ...subscriptions import service as subs
+from ...subscriptions.dates import parse_local
+from ...subscriptions.models import AdditionalCost, Credit, Subscription, SubscriptionDiscount
+from ...subscriptions.models import UsageEvent as UsageEventRow
+from ..http import JsonNumber, iso
+from ..paging import Page, PageQuery, page_body
+from . import schemas as s
+from .blueprint import bp, endpoint
 
 AUTH = {401: "Not authenticated (6)"}
 INVALID = "Invalid request (1)"

@@ -15,8 +15,8 @@ from flask import Blueprint, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..database import utcnow
-from ..errors import (
+from ...db import utcnow
+from ...errors import (
     DomainError,
     Duplicate,
     IdempotencyConflict,
@@ -25,9 +25,9 @@ from ..errors import (
     InvalidState,
     NotFound,
 )
-from . import routing
-from .core import WWW_AUTHENTICATE, AuthError, BodyError, json_response, request_id
-from .routing import Dialect
+from .. import routing
+from ..http import WWW_AUTHENTICATE, AuthError, BodyError, json_response, request_id
+from ..routing import Dialect
 
 # Reepay's catalogue of error codes (the subset this server answers with).
 ERRORS: dict[int, tuple[str, int]] = {
@@ -155,3 +155,6 @@ def make_blueprint(name: str) -> Blueprint:
 def endpoint(bp: Blueprint, rule: str, method: str, **kwargs: Any) -> Callable[..., Any]:
     """Register a dialect B route (see routing.endpoint)."""
     return routing.endpoint(bp, DIALECT, rule, method, **kwargs)
+
+
+bp = make_blueprint("api_b")

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.scope import AccountScope, PendingKey
 from ..accounts.service import KeyPrincipal, authenticate_api_key, key_candidate, look_up_key
 from ..audit.service import Actor, set_actor
-from ..database import utcnow, write_transaction
+from ..db import utcnow, write_transaction
 from ..errors import IdempotencyConflict
 from ..extensions import db
 from ..idempotency.models import IdempotencyKey

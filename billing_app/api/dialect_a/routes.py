@@ -11,20 +11,20 @@ from typing import Any
 
 from flask import g
 
-from ..crud import parse_uuid
-from ..customers import service as customers
-from ..customers.models import Customer
-from ..database import decimal_to_str
-from ..entities import service as entities
-from ..entities.models import BillingEntity
-from ..errors import InvalidInput, InvalidState, NotFound
-from ..invoices import service as invoices
-from ..invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID, Invoice
-from ..taxes import service as taxes
-from ..taxes.models import TaxRate
-from . import schemas_a as s
-from .core import account_scope, iso
-from .dialect_a import endpoint, make_blueprint
+from ...customers import service as customers
+from ...customers.models import Customer
+from ...db import decimal_to_str
+from ...entities import service as entities
+from ...entities.models import BillingEntity
+from ...errors import InvalidInput, InvalidState, NotFound
+from ...invoices import service as invoices
+from ...invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID, Invoice
+from ...querying import parse_uuid
+from ...taxes import service as taxes
+from ...taxes.models import TaxRate
+from ..http import account_scope, iso
+from . import schemas as s
+from .blueprint import endpoint, make_blueprint
 
 bp = make_blueprint("api_a")
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import (
+from ...errors import (
     DomainError,
     Duplicate,
     IdempotencyConflict,
@@ -19,9 +19,9 @@ from ..errors import (
     InvalidState,
     NotFound,
 )
-from . import routing
-from .core import WWW_AUTHENTICATE, AuthError, BodyError, json_response
-from .routing import Dialect
+from .. import routing
+from ..http import WWW_AUTHENTICATE, AuthError, BodyError, json_response
+from ..routing import Dialect
 
 
 def detail(message: str, status: int, headers: dict[str, str] | None = None) -> Response:

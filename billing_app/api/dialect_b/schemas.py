@@ -4,7 +4,7 @@
 Request models check shape only (types, lengths, formats, ranges of single fields) and
 ignore unknown fields; rules that involve other objects or several fields live in the
 services. Amounts are integers in minor units; `vat` is a fraction (0.25 = 25 %).
-Response models document the JSON the serialisers in `resources_b` build.
+Response models document the JSON the serialisers in `resources` build.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
-from ..subscriptions.dates import FORMATS_TEXT, is_local_datetime
-from .paging import PageQuery
-from .types import Currency, ExactDecimal, LocaleCode, StrictBool, StrictInt
+from ...subscriptions.dates import FORMATS_TEXT, is_local_datetime
+from ..paging import PageQuery
+from ..types import Currency, ExactDecimal, LocaleCode, StrictBool, StrictInt
 
 HANDLE_PATTERN = r"^[a-zA-Z0-9_.\-@]+$"
 MAX_AMOUNT = 10**13

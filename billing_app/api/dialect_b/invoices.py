@@ -16,24 +16,23 @@ from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..customers.models import Customer
-from ..errors import NotFound
-from ..extensions import db
-from ..invoices import calc
-from ..invoices import service as invoices
-from ..invoices.models import DIALECT_B_STATE, OPEN, Invoice
-from ..money import percent_to_fraction
-from ..paging import paged
-from ..payments import service as payments
-from ..payments.models import PaymentMethod, Transaction
-from ..subscriptions import invoicing
-from ..subscriptions.dates import parse_local
-from ..subscriptions.models import AdditionalCost, Subscription
-from . import schemas_b_invoice as s
-from .blueprint_b import bp
-from .core import JsonNumber, iso
-from .dialect_b import endpoint
-from .paging import Page, page_body
+from ...customers.models import Customer
+from ...errors import NotFound
+from ...extensions import db
+from ...invoices import calc
+from ...invoices import service as invoices
+from ...invoices.models import DIALECT_B_STATE, OPEN, Invoice
+from ...money import percent_to_fraction
+from ...payments import service as payments
+from ...payments.models import PaymentMethod, Transaction
+from ...querying import paged
+from ...subscriptions import invoicing
+from ...subscriptions.dates import parse_local
+from ...subscriptions.models import AdditionalCost, Subscription
+from ..http import JsonNumber, iso
+from ..paging import Page, page_body
+from . import invoice_schemas as s
+from .blueprint import bp, endpoint
 
 B_ORIGIN = {"one_off": "ondemand", "usage": "metered_billing_product"}
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -416,7 +415,7 @@ def get_metadata(ref: str) -> dict[str, Any]:
 )
 def settle(ref: str, body: s.InvoiceSettle) -> dict[str, Any]:
     """Settle now with a payment method (`"auto"`: the customer's newest active one)."""
-    from ..errors import InvalidState
+    from ...errors import InvalidState
 
     inv = find_invoice(ref)
     if not body.payment_method:

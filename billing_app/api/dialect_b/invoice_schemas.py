@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..subscriptions.dates import FORMATS_TEXT, is_local_datetime
-from .paging import PageQuery
-from .types import ExactDecimal, StrictBool, StrictInt
+from ...subscriptions.dates import FORMATS_TEXT, is_local_datetime
+from ..paging import PageQuery
+from ..types import ExactDecimal, StrictBool, StrictInt
 
 HANDLE_PATTERN = r"^[a-zA-Z0-9_.\-@]+$"
 

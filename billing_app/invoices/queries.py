@@ -39,11 +39,11 @@ from sqlalchemy.engine import Connection
 
 from ..accounts.scope import PageScope, PendingSessionUser, settle_with, with_session_user
 from ..audit.models import AuditRecord
-from ..crud import contains_pattern
 from ..customers.models import Customer
-from ..database import on_driver_cursor, precompiled
+from ..db import on_driver_cursor, precompiled
 from ..entities.models import BillingEntity
 from ..errors import InvalidInput, NotFound
+from ..querying import contains_pattern
 from ..reads import read_connection
 from ..taxes.models import TaxRate
 from ..taxes.service import TaxTable

@@ -21,8 +21,8 @@ from pydantic import (
     field_validator,
 )
 
-from ..money import decimal_places
-from .types import (
+from ...money import decimal_places
+from ..types import (
     NUMERIC_PATTERN,
     Currency,
     ExactDecimal,
