@@ -283,3 +283,41 @@ def select_invoices(account_id):
     from sqlalchemy import select
 
     return select(Invoice).where(Invoice.account_id == account_id)
+
+
+def test_a_new_invoice_is_issued_whole_and_a_preview_stores_nothing(app, tenant, customer):
+    """`issue` on an invoice not stored yet (as subscription invoicing creates them) inserts
+    it once, already open and numbered, with its lines and its PDF due; `build_one_off_invoice`
+    (the preview) adds nothing to the session."""
+    from sqlalchemy import func, select
+
+    from billing_app.customers.models import Customer
+    from billing_app.db import write_transaction
+    from billing_app.documents.models import InvoiceDocument
+    from billing_app.entities.models import BillingEntity
+    from billing_app.invoices.models import InvoiceLine
+
+    req = invoices.OneOffInvoiceRequest(
+        customer_id=uuid.UUID(customer["id"]),
+        currency="EUR",
+        lines=[invoices.LineDraft("Work", Decimal(2), Decimal(1500))],
+    )
+    with app.app_context():
+        preview = invoices.preview_one_off_invoice(tenant.account_id, req)
+        assert (preview.state, preview.total_minor, len(preview.lines)) == ("draft", 3000, 1)
+        assert preview not in db.session
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+        invoice = invoices.build_one_off_invoice(tenant.account_id, req)
+        with write_transaction():
+            entity = db.session.get(BillingEntity, invoice.billing_entity_id)
+            buyer = db.session.get(Customer, invoice.customer_id)
+            invoices.issue(invoice, entity=entity, customer=buyer)
+        db.session.remove()
+        stored = invoices.get_invoice(tenant.account_id, invoice.id)
+        assert (stored.state, stored.number, stored.invoice_number) == ("open", 1, "INV-000001")
+        assert stored.handle == "inv-INV-000001"
+        assert [line.amount_minor for line in stored.lines] == [3000]
+        assert db.session.scalar(select(func.count()).select_from(InvoiceLine)) == 1
+        assert db.session.get(InvoiceDocument, invoice.id).state == "due"
+        db.session.remove()

@@ -460,10 +460,14 @@ def issue(
     """
     if invoice.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
-    db.session.add(invoice)
-    wallet = _locked_wallet(invoice.customer_id, invoice.currency)
-    number = numbering.take_number(entity.id)
-    now = now or utcnow()
+    # The reads first, without flushing the caller's pending changes (a new invoice is
+    # then inserted once, already issued), and before anything below changes.
+    with db.session.no_autoflush:
+        wallet = _locked_wallet(invoice.customer_id, invoice.currency)
+        number = numbering.take_number(entity.id)
+        now = now or utcnow()
+        printed = numbering.printed_number(entity, number, now)
+        handle = invoice.handle or numbering.invoice_handle(invoice.account_id, printed, invoice.id)
     totals = calc.compute_totals(
         line_inputs(invoice.lines),
         prepaid_available_minor=wallet.balance_minor if wallet is not None else 0,
@@ -471,11 +475,9 @@ def issue(
     )
     if wallet is not None and totals.prepaid_credit_minor:
         wallet.balance_minor -= totals.prepaid_credit_minor
-    printed = numbering.printed_number(entity, number, now)
     invoice.number = number
     invoice.invoice_number = printed
-    if invoice.handle is None:
-        invoice.handle = numbering.invoice_handle(invoice.account_id, printed, invoice.id)
+    invoice.handle = handle
     invoice.issued_at = now
     if invoice.due_at is None:
         term = payment_term(customer.net_payment_term, entity.net_payment_term)
@@ -485,6 +487,7 @@ def issue(
     invoice.state = PAID if paid else OPEN
     invoice.paid_at = now if paid else None
     invoice.updated_at = now
+    db.session.add(invoice)
     record_due(invoice, entity, customer)
 
 
