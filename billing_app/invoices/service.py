@@ -27,7 +27,6 @@ from typing import Any, Protocol, overload
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import Charge, Metric
 from ..customers.models import Customer, Wallet
@@ -42,7 +41,7 @@ from ..taxes.service import TaxTable
 from . import calc, numbering
 from .models import DRAFT, FAILED, ONE_OFF, OPEN, PAID, VOID, Invoice, InvoiceLine
 from .parties import Parties as InvoiceParties
-from .parties import parties_of, resolve_parties
+from .parties import invoice_parties, issuer_and_customer, resolve_parties
 
 # kept for subscriptions/invoicing.py and invoices/queries.py until they are ported
 from .records import (  # noqa: F401
@@ -491,15 +490,6 @@ def issue(
     record_due(invoice, entity, customer)
 
 
-def _issuer_and_customer(invoice: Invoice) -> tuple[BillingEntity, Customer]:
-    entity, customer = db.session.execute(
-        select(BillingEntity, Customer)
-        .join_from(BillingEntity, Customer, Customer.account_id == BillingEntity.account_id)
-        .where(BillingEntity.id == invoice.billing_entity_id, Customer.id == invoice.customer_id)
-    ).one()
-    return entity, customer
-
-
 def _issue_and_record(
     account_id: uuid.UUID, invoice: Invoice, entity: BillingEntity, customer: Customer
 ) -> None:
@@ -524,7 +514,7 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         invoice = get_invoice(account_id, invoice_id, lock=True)
         if invoice.state != DRAFT:
             raise InvalidState("Only draft invoices can be finalized")
-        entity, customer = _issuer_and_customer(invoice)
+        entity, customer = issuer_and_customer(invoice)
         _issue_and_record(account_id, invoice, entity, customer)
     return invoice
 
@@ -647,11 +637,7 @@ def replace_lines(
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
         ensure_editable(invoice)
-        entity, customer = _issuer_and_customer(invoice)
-        account = db.session.get(Account, account_id)
-        if account is None:
-            raise NotFound("Account")
-        lines = build_lines(parties_of(account, customer, entity.id), drafts)
+        lines = build_lines(invoice_parties(invoice), drafts)
         totals = _priced_totals(lines)
         before = _snapshot(invoice)
         invoice.lines = lines
