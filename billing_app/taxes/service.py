@@ -14,11 +14,10 @@ from sqlalchemy import Numeric, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..db import precompiled, write_transaction
+from ..db import write_transaction
 from ..errors import Duplicate, InvalidInput
 from ..extensions import db
 from ..querying import apply_changes, get_scoped, order_clause, page
-from ..reads import read_connection
 from .models import TaxRate
 
 ORDER_FIELDS = {
@@ -220,12 +219,11 @@ _ACCOUNT_TAXES = (
 
 def account_tax_rates(account_id: uuid.UUID) -> list[Any]:
     """Every tax rate of the account (`id`, `rate`, `code`, `applied_to_organization`,
-    `name`), oldest first, on the request's read connection: the entry form reads them on
+    `name`), oldest first: the entry form reads them on
     every htmx change for its VAT choices (`rate_choices`) and, through `tax_table`, for
     its totals (a table of every rate gives what `load_tax_table`'s would for any of
     them)."""
-    conn = read_connection()
-    return list(precompiled(_ACCOUNT_TAXES).execute(conn, {"account_id": account_id}).all())
+    return list(db.session.execute(_ACCOUNT_TAXES, {"account_id": account_id}).all())
 
 
 def rate_choices(
