@@ -218,7 +218,7 @@ def _deep_cursor(account_id: Any, states: tuple[str, ...], offset: int) -> str:
 
     from billing_app.customers.models import Customer
     from billing_app.extensions import db
-    from billing_app.invoices import service as inv_service
+    from billing_app.invoices import queries as invoice_queries
     from billing_app.invoices.models import Invoice
 
     stmt = (
@@ -243,7 +243,7 @@ def _deep_cursor(account_id: Any, states: tuple[str, ...], offset: int) -> str:
     row = db.session.execute(
         stmt.order_by(Invoice.created_at.desc(), Invoice.id.desc()).offset(offset).limit(1)
     ).one()
-    return inv_service._encode_cursor("created", inv_service.InvoiceListRow(*row))
+    return invoice_queries.encode_cursor("created", invoice_queries.InvoiceListRow(*row))
 
 
 # ---------------------------------------------------------------- server and HTTP
@@ -448,7 +448,6 @@ def statement_counts(url: str, ids: dict[str, Any]) -> dict[str, Any]:
     from billing_app import create_app
     from billing_app.extensions import db
     from billing_app.invoices.models import Invoice
-    from billing_app.reads import read_engine
     from billing_app.web.invoices import routes
 
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench"})
@@ -460,8 +459,7 @@ def statement_counts(url: str, ids: dict[str, Any]) -> dict[str, Any]:
         one_line = db.session.scalars(
             select(Invoice.id).where(Invoice.state == "paid").limit(1)
         ).one()
-        # On PostgreSQL the pages read through an engine of their own (billing_app.reads).
-        engines = {db.engine, read_engine()}
+        engines = {db.engine}
     counts: dict[str, int] = {}
 
     def count(path: str, name: str) -> None:

@@ -75,7 +75,7 @@ def main() -> int:
 def floor_routes(app: Any) -> None:
     from flask import render_template
 
-    from billing_app.web.common import page_blueprint
+    from billing_app.web.pages import page_blueprint
 
     bp = page_blueprint("floor", __name__)
     empty_page = app.jinja_env.from_string('{% extends "base.html" %}')

@@ -53,7 +53,9 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None) -> dict[st
         "SESSION_REFRESH_EACH_REQUEST": False,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "WTF_CSRF_TIME_LIMIT": None,
+        # A page's CSRF token is good for 8 hours (Flask-WTF signs it with a timestamp):
+        # a form left open longer is refused with 400 and works again once reloaded.
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
         # How long idempotency keys are kept (API.md: at least 24 h).
         "IDEMPOTENCY_TTL_HOURS": int(os.environ.get("IDEMPOTENCY_TTL_HOURS", "48")),
         # A request that reserved an idempotency key but never finished (crashed worker)

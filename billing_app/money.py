@@ -9,7 +9,6 @@ No binary float is accepted anywhere on this path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -153,7 +152,8 @@ def major_to_minor(amount: Decimal, currency: str) -> int:
 
 @lru_cache(maxsize=1024)
 def _currency_pattern(locale: str, min_decimals: int, max_decimals: int) -> tuple[Any, Any]:
-    """The locale (parsed once) and its standard currency pattern with the decimals forced."""
+    """The locale (parsed once) and its standard currency pattern with the decimals forced
+    (a pure function of the locale's data: kept per locale and decimals)."""
     from babel import Locale
     from babel.numbers import parse_pattern
 
@@ -163,104 +163,22 @@ def _currency_pattern(locale: str, min_decimals: int, max_decimals: int) -> tupl
     return loc, pattern
 
 
-def _babel_money(amount_minor: int, currency: str, locale: str) -> str:
-    exponent = minor_unit_exponent(currency)
-    loc, pattern = _currency_pattern(locale, exponent, exponent)
-    return str(
-        pattern.apply(
-            minor_to_major(amount_minor, currency),
-            loc,
-            currency=currency,
-            currency_digits=False,
-            decimal_quantization=True,
-        )
-    )
+def _format_currency(amount: Decimal, currency: str, locale: str, decimals: tuple[int, int]) -> str:
+    from babel.numbers import format_currency
 
-
-_PROBE = 1234567890123
-
-
-@dataclass(frozen=True, slots=True)
-class _MoneyLayout:
-    """What Babel prints around and inside a number, for one locale and currency: the
-    text before and after it (per sign), the group and decimal symbols, the group sizes."""
-
-    exponent: int
-    prefix: tuple[str, str]  # (positive, negative)
-    suffix: tuple[str, str]
-    group: str
-    decimal: str
-    primary: int
-    secondary: int
-
-    def format(self, amount_minor: int) -> str:
-        negative = amount_minor < 0
-        whole, fraction = divmod(abs(amount_minor), 10**self.exponent)
-        digits = str(whole)
-        groups = []
-        if len(digits) > self.primary:
-            groups.append(digits[-self.primary :])
-            digits = digits[: -self.primary]
-            while len(digits) > self.secondary:
-                groups.append(digits[-self.secondary :])
-                digits = digits[: -self.secondary]
-        groups.append(digits)
-        number = self.group.join(reversed(groups))
-        if self.exponent:
-            number += self.decimal + str(fraction).rjust(self.exponent, "0")
-        return self.prefix[negative] + number + self.suffix[negative]
-
-
-_NUMBER = re.compile(r"\d(?:.*\d)?")
-
-
-@lru_cache(maxsize=1024)
-def _money_layout(currency: str, locale: str) -> _MoneyLayout | None:
-    """The layout Babel uses, read off its own output for probe amounts; None when the
-    layout does not reproduce Babel exactly (then every amount goes through Babel)."""
-    exponent = minor_unit_exponent(currency)
-    positive = _babel_money(_PROBE, currency, locale)
-    negative = _babel_money(-_PROBE, currency, locale)
-    found_pos, found_neg = _NUMBER.search(positive), _NUMBER.search(negative)
-    if found_pos is None or found_neg is None:
-        return None
-    number = found_pos.group()
-    decimal = ""
-    if exponent:
-        decimal = number[-exponent - 1]
-        number = number[: -exponent - 1]
-    separators = {c for c in number if not c.isdigit()}
-    if len(separators) != 1:
-        return None
-    group = separators.pop()
-    sizes = [len(part) for part in number.split(group)]
-    layout = _MoneyLayout(
-        exponent=exponent,
-        prefix=(positive[: found_pos.start()], negative[: found_neg.start()]),
-        suffix=(positive[found_pos.end() :], negative[found_neg.end() :]),
-        group=group,
-        decimal=decimal,
-        primary=sizes[-1],
-        secondary=sizes[-2] if len(sizes) > 2 else sizes[-1],
-    )
-    samples = (0, 5, -5, 99, 100, 1001, -123456, 10**7 + 3, 10**15 + 1, -(10**12) - 7)
-    if any(layout.format(a) != _babel_money(a, currency, locale) for a in samples):
-        return None
-    return layout
+    loc, pattern = _currency_pattern(locale, *decimals)
+    return format_currency(amount, currency, format=pattern, locale=loc, currency_digits=False)
 
 
 def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
     """Money for people, in a locale: `€1,234.50`, `1.234,50 €`, `¥1,235`, `KWD 1.250`.
 
-    Babel supplies the locale's pattern and symbol; the number of decimals is forced to
-    the ISO 4217 exponent (CLDR differs for a few currencies). Babel's output for a
-    locale and currency is learnt once and replayed (a list page prints hundreds of
-    amounts); where replaying would differ from Babel in any checked case, Babel formats.
+    Babel formats it with the locale's pattern and symbol; the number of decimals is the
+    ISO 4217 exponent (CLDR differs for a few currencies).
     """
-    layout = _money_layout(currency.upper(), locale)
-    if layout is None:
-        return _babel_money(amount_minor, currency, locale)
-    return layout.format(amount_minor)
+    exponent = minor_unit_exponent(currency)
+    major = minor_to_major(amount_minor, currency)
+    return _format_currency(major, currency, locale, (exponent, exponent))
 
 
 def format_unit_amount(unit_minor: Decimal, currency: str, locale: str = "en") -> str:
@@ -270,11 +188,8 @@ def format_unit_amount(unit_minor: Decimal, currency: str, locale: str = "en") -
         return format_money(int(unit_minor), currency, locale)
     exponent = minor_unit_exponent(currency)
     major = unit_minor_to_major(unit_minor, currency)
-    loc, pattern = _currency_pattern(locale, exponent, max(exponent, decimal_places(major)))
-    return str(
-        pattern.apply(
-            major, loc, currency=currency, currency_digits=False, decimal_quantization=True
-        )
+    return _format_currency(
+        major, currency, locale, (exponent, max(exponent, decimal_places(major)))
     )
 
 

@@ -14,9 +14,8 @@ from web_support import make_customer, make_invoice, scan_text_matches, signed_i
 
 from billing_app.customers.service import delete_customer, update_customer
 from billing_app.extensions import db
-from billing_app.invoices import queries as browse
+from billing_app.invoices import queries
 from billing_app.invoices import search as text_search
-from billing_app.invoices import service as invoices
 from billing_app.invoices.models import Invoice
 
 
@@ -225,9 +224,9 @@ def test_the_indexed_search_answers_exactly_what_the_scan_answered(
         monkeypatch.setattr(text_search, "NUMBER_CAP", caps[1])
         for q in TEXTS:
             with app.test_request_context("/"):
-                page = browse.search_invoices(
+                page = queries.search_invoices(
                     tenant.account_id,
-                    invoices.InvoiceSearch(text=q, limit=invoices.MAX_PAGE_SIZE),
+                    queries.InvoiceSearch(text=q, limit=queries.MAX_PAGE_SIZE),
                 )
                 got = sorted(row.invoice_number for row in page.rows)
                 expected = _scan(tenant.account_id, q.strip())

@@ -226,12 +226,12 @@ def test_friendly_404_page(client, tenant):
 
 def test_friendly_500_page(app, client, tenant, monkeypatch):
     signed_in(client, tenant)
-    from billing_app.invoices import queries as browse
+    from billing_app.invoices import queries
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(browse, "search_invoices", boom)
+    monkeypatch.setattr(queries, "search_invoices", boom)
     resp = client.get("/invoices/")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 500

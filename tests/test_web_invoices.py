@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -584,3 +585,73 @@ def test_dates_are_shown_in_the_account_time_zone(app, web, tenant, acme):
     # And the day filter follows the zone: 1 March in Tokyo ends at 15:00 UTC.
     assert _rows(web.text("/invoices/?date_to=2026-03-01")) == []
     assert len(_rows(web.text("/invoices/?date_from=2026-03-02&date_to=2026-03-02"))) == 1
+
+
+# ---------------------------------------------------------------- preview = save (issue 14)
+
+
+def _assigned_to_own_entity(app, tenant) -> tuple[Any, Any]:
+    """The issue's scenario: the account's default entity prices at 25 %, a second entity
+    at 10 %, and the customer is assigned to the second one."""
+    from billing_app.entities.models import BillingEntity
+    from billing_app.entities.service import create_entity, default_entity
+
+    std = make_tax(app, tenant, "std25", "25")
+    reduced = make_tax(app, tenant, "red10", "10")
+    with app.app_context():
+        default = default_entity(tenant.account_id)
+        db.session.get(BillingEntity, default.id).default_tax_rate_id = std.id
+        db.session.commit()
+        own = create_entity(
+            tenant.account_id, {"code": "own", "name": "Own Ltd", "default_tax_rate_id": reduced.id}
+        )
+        db.session.remove()
+    customer = make_customer(
+        app, tenant, "assigned", name="Assigned Co", document_locale="en", billing_entity_code="own"
+    )
+    return customer, own
+
+
+def _figure(html: str, name: str) -> str:
+    found = re.search(rf'data-total="{re.escape(name)}">([^<]+)<', html)
+    assert found, (name, html)
+    return found.group(1)
+
+
+def test_the_entry_forms_live_totals_are_the_saved_totals(app, web, tenant):
+    """A customer assigned to a non-default billing entity with its own tax rate, one line
+    of 100.00, the entity left on "The customer's default": the live totals show what the
+    save stores (10.00 VAT, 110.00), not the account default entity's 25 %."""
+    from billing_app.money import format_money
+
+    customer, own = _assigned_to_own_entity(app, tenant)
+    line = _line(0, "Work", "1", "100")
+    data = {"customer_id": str(customer.id), "billing_entity_id": "", **line}
+    preview = web.post("/invoices/new", dict(data, action="recalc"), htmx=True)
+    html = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and not is_whole_page(html)
+    shown = {name: _figure(html, name) for name in ("subtotal", "vat-10 %", "total")}
+    assert shown == {"subtotal": "€100.00", "vat-10 %": "€10.00", "total": "€110.00"}
+    assert 'data-total="vat-25 %"' not in html
+    saved = web.post("/invoices/new", dict(data, action="save"))
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    inv = load_invoice(app, tenant, uuid.UUID(saved.headers["Location"].rsplit("/", 1)[1]))
+    assert inv.billing_entity_id == own.id
+    assert (inv.subtotal_minor, inv.vat_minor, inv.total_minor) == (10000, 1000, 11000)
+    assert shown == {
+        "subtotal": format_money(inv.subtotal_minor, "EUR", "en"),
+        "vat-10 %": format_money(inv.vat_minor, "EUR", "en"),
+        "total": format_money(inv.total_minor, "EUR", "en"),
+    }
+    # The saved invoice's page shows the same figures.
+    page = web.text(f"/invoices/{inv.id}")
+    assert "<dt>VAT</dt><dd>€10.00</dd>" in page and "€110.00" in page
+
+
+def test_the_whole_entry_page_previews_what_it_saves(app, web, tenant):
+    """Without JavaScript ("Update totals" posts the whole form) the same figures."""
+    customer, _ = _assigned_to_own_entity(app, tenant)
+    data = {"customer_id": str(customer.id), "action": "recalc", **_line(0, "Work", "1", "100")}
+    html = web.post("/invoices/new", data).get_data(as_text=True)
+    assert is_whole_page(html)
+    assert _figure(html, "vat-10 %") == "€10.00" and _figure(html, "total") == "€110.00"

@@ -16,7 +16,6 @@ from billing_app.customers.models import Customer
 from billing_app.extensions import db
 from billing_app.invoices.models import Invoice
 from billing_app.querying import contains_pattern
-from billing_app.reads import read_engine
 
 _TOKEN = re.compile(r'"X-CSRFToken": "([^"]+)"')
 
@@ -84,8 +83,7 @@ def counting_statements(app: Flask) -> Any:
     """Counts SQL statements sent while the block runs (all connections of the app)."""
     counter = {"n": 0}
     with app.app_context():
-        # The pages' reads have an engine of their own on PostgreSQL (billing_app.reads).
-        engines = {db.engine, read_engine()}
+        engines = {db.engine}
 
     def _count(*_: Any) -> None:
         counter["n"] += 1

@@ -29,12 +29,11 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from ..db import Precompiled, precompiled
-from .models import Account, ApiKey, User
+from .models import Account, ApiKey
 from .service import (
     AccountRef,
     KeyCandidate,
     KeyPrincipal,
-    SessionUser,
     look_up_key,
     note_key_use,
 )
@@ -116,87 +115,6 @@ def keyed(statement: Any) -> Precompiled:
             select(_KEY.c.j).scalar_subquery().label(_KEY_COLUMN),
         )
     )
-
-
-# ---------------------------------------------------------------- a page's session user
-
-_SU, _SA = User.__table__.alias("su_u"), Account.__table__.alias("su_a")
-# The browser session's user and account (`service.load_session_user`'s row) as one JSON
-# text: text, so that the driver does not decode it again for every row it comes with.
-_SESSION = (
-    select(
-        _SA.c.id.label("a"),
-        cast(
-            func.json_build_array(
-                _SU.c.id,
-                _SU.c.email,
-                _SU.c.name,
-                _SU.c.password_hash,
-                _SA.c.id,
-                _SA.c.name,
-                _SA.c.timezone,
-                _SA.c.default_currency,
-                cast(_SA.c.default_vat_percent, Text),
-            ),
-            Text,
-        ).label("j"),
-    )
-    .select_from(_SU.join(_SA, _SA.c.id == _SU.c.account_id))
-    .where(_SU.c.id == bindparam("su_user"))
-    .cte("su")
-)
-SESSION_USER_COLUMN = "su_user_row"
-
-
-@dataclass(eq=False)
-class PendingSessionUser:
-    """A browser session's user, named by the signed session cookie, to be read with the
-    page's first read (PostgreSQL). `accept` gets the user's row (None: no such user) and
-    answers the account id, or raises when the session is refused (the password changed
-    since sign-in, the user is gone)."""
-
-    user_id: uuid.UUID
-    accept: Callable[[SessionUser | None], uuid.UUID] = field(repr=False)
-
-
-PageScope = uuid.UUID | PendingSessionUser
-
-
-def with_session_user(statement: Any, param: str = "account_id") -> Any:
-    """`statement` (a SELECT with the bind parameter `param`; PostgreSQL) for the account
-    of the user given as `:su_user`, with one more column, `su_user_row`, that user's row
-    (`session_user`). No rows when there is no such user."""
-    return _for_principal(
-        statement,
-        param,
-        select(_SESSION.c.a).scalar_subquery(),
-        select(_SESSION.c.j).scalar_subquery().label(SESSION_USER_COLUMN),
-    )
-
-
-def session_user(text: str) -> SessionUser:
-    """The row `with_session_user`'s column holds."""
-    uid, email, name, password_hash, aid, account_name, zone, currency, vat = json.loads(text)
-    account_id = uuid.UUID(aid)
-    return SessionUser(
-        uuid.UUID(uid),
-        email,
-        name,
-        password_hash,
-        account_id,
-        AccountRef(account_id, account_name, zone, currency, None if vat is None else Decimal(vat)),
-    )
-
-
-def settle_with(scope: PendingSessionUser, rows: list[Any]) -> uuid.UUID:
-    """The account of a pending session user after a read `with_session_user` made: from
-    the first row, else (nothing read) looked up on its own."""
-    from .service import load_session_user
-
-    found = rows[0][-1] if rows else None  # NULL: a read that answers a row regardless
-    if found is not None:
-        return scope.accept(session_user(found))
-    return scope.accept(load_session_user(scope.user_id))
 
 
 def _principal(candidate: KeyCandidate, key: Any) -> KeyPrincipal:

@@ -30,7 +30,6 @@ from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
 from ..money import MoneyError, normalise_currency
 from ..querying import apply_changes
-from ..reads import read_connection
 from ..validation import is_timezone
 from .models import Account, ApiKey, SignInThrottle, User
 
@@ -358,47 +357,12 @@ def sign_in(
     return user
 
 
-@dataclass(frozen=True, slots=True)
-class SessionUser:
-    """The user of a browser session and their account, read with one Core query on every
-    page request (no ORM objects: loading two instances cost more than the query)."""
-
-    id: uuid.UUID
-    email: str
-    name: str | None
-    password_hash: str
-    account_id: uuid.UUID
-    account: AccountRef
-
-
-_USERS = User.__table__
-_SESSION_USER = (
-    select(
-        _USERS.c.id,
-        _USERS.c.email,
-        _USERS.c.name,
-        _USERS.c.password_hash,
-        _ACCOUNTS.c.id,
-        _ACCOUNTS.c.name,
-        _ACCOUNTS.c.timezone,
-        _ACCOUNTS.c.default_currency,
-        _ACCOUNTS.c.default_vat_percent,
-    )
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _USERS.c.account_id)
-    .where(_USERS.c.id == bindparam("user_id"))
-)
-
-
-def load_session_user(user_id: uuid.UUID) -> SessionUser | None:
-    """The user of a browser session with their account, in one query on the request's
-    read connection (`billing_app.reads`: the one its page goes on to read from)."""
-    row = precompiled(_SESSION_USER).execute(read_connection(), {"user_id": user_id}).one_or_none()
-    if row is None:
-        return None
-    uid, email, name, password_hash, aid, account_name, zone, currency, vat = row
-    return SessionUser(
-        uid, email, name, password_hash, aid, AccountRef(aid, account_name, zone, currency, vat)
-    )
+def load_session_user(user_id: uuid.UUID) -> tuple[User, Account] | None:
+    """The user of a browser session with their account (one query), or None."""
+    row = db.session.execute(
+        select(User, Account).join(Account, Account.id == User.account_id).where(User.id == user_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 def actor_labels(account_id: uuid.UUID, actors: Iterable[tuple[str, str | None]]) -> dict[str, str]:

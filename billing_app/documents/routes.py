@@ -18,7 +18,8 @@ from ..errors import InvalidState, NotFound
 from ..invoices import service as invoices
 from ..invoices.models import DRAFT
 from ..querying import parse_uuid
-from ..web.common import account_id, page_blueprint
+from ..web.pages import page_blueprint
+from ..web.signin import account_id
 from . import service as documents
 
 bp = page_blueprint("documents", __name__)

@@ -14,7 +14,7 @@ How a text is looked up (docs/web.md, "Invoice list at 100 000 invoices"):
    (the matched customers' invoices through `ix_invoices_account_customer_created`, the
    numbered ones as the trigram lookup read them, less the matched customers' own),
    sorted, LIMIT page + 1, and only those rows joined to their customers. Both sides,
-   their counts and the page are one statement (`invoices.browse`), each side a
+   their counts and the page are one statement (`invoices.queries`), each side a
    materialized CTE. Many matches, or a text shorter than three characters ("broad"):
    the list walks its sort index as without a text and filters, which finds a page
    within the first few hundred rows when matches are dense (a second statement when the
@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import column, literal_column
+from sqlalchemy import Uuid, bindparam, column, literal_column
 from sqlalchemy import text as sql_text
 
 CUSTOMER_CAP = 50
@@ -49,6 +49,9 @@ MIN_INDEXED = 3  # a trigram index cannot narrow a shorter text
 SEARCH_TABLE = "invoice_number_search"
 CUSTOMER_SEARCH_TABLE = "customer_name_search"
 TRGM_INDEX = "ix_invoices_number_trgm"
+# The texts' `:account_id`, bound as the UUID it is (as the list's own conditions bind it;
+# SQLite stores UUIDs as 32 hex digits).
+_ACCOUNT = bindparam("account_id", type_=Uuid())
 CUSTOMER_TRGM_INDEX = "ix_customers_name_trgm"
 
 
@@ -76,13 +79,17 @@ def sqlite_customers_cte() -> Any:
     `lower(name) LIKE lower(pattern)` as SQLAlchemy's `ilike` writes it on SQLite, gives
     exactly its rows. CROSS JOIN keeps the FTS table as the outer loop, as in
     `sqlite_numbers_cte`."""
-    stmt = sql_text(
-        "SELECT customers.id AS id FROM customer_name_search "
-        "CROSS JOIN customers ON customers.rowid = customer_name_search.rowid "
-        "WHERE customer_name_search MATCH :index_phrase "
-        "AND customers.account_id = :account_id "
-        "AND lower(customers.name) LIKE lower(:pattern) ESCAPE '\\' LIMIT :customer_limit"
-    ).columns(column("id"))
+    stmt = (
+        sql_text(
+            "SELECT customers.id AS id FROM customer_name_search "
+            "CROSS JOIN customers ON customers.rowid = customer_name_search.rowid "
+            "WHERE customer_name_search MATCH :index_phrase "
+            "AND customers.account_id = :account_id "
+            "AND lower(customers.name) LIKE lower(:pattern) ESCAPE '\\' LIMIT :customer_limit"
+        )
+        .bindparams(_ACCOUNT)
+        .columns(column("id"))
+    )
     return stmt.cte("matched").prefix_with("MATERIALIZED")
 
 
@@ -95,13 +102,17 @@ def sqlite_numbers_cte() -> Any:
     more than the rest of the page."""
     # CROSS JOIN keeps the FTS table as SQLite's outer loop (a plain join walked the
     # account's invoices and probed the index per row).
-    stmt = sql_text(
-        "SELECT invoices.rowid AS rid FROM invoice_number_search "
-        "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
-        "WHERE invoice_number_search MATCH :index_phrase "
-        "AND invoices.account_id = :account_id "
-        "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
-    ).columns(column("rid"))
+    stmt = (
+        sql_text(
+            "SELECT invoices.rowid AS rid FROM invoice_number_search "
+            "CROSS JOIN invoices ON invoices.rowid = invoice_number_search.rowid "
+            "WHERE invoice_number_search MATCH :index_phrase "
+            "AND invoices.account_id = :account_id "
+            "AND invoices.invoice_number LIKE :pattern ESCAPE '\\' LIMIT :number_limit"
+        )
+        .bindparams(_ACCOUNT)
+        .columns(column("rid"))
+    )
     return stmt.cte("numbers").prefix_with("MATERIALIZED")
 
 
@@ -119,9 +130,13 @@ def numbers_cte(columns: Sequence[Any]) -> Any:
     row anyway, and taking them again by id afterwards cost four buffer reads a row."""
     # The names are the model's column keys, never input: S608 is not an injection.
     names = ", ".join(f"invoices.{c.key}" for c in columns)
-    stmt = sql_text(
-        f"SELECT {names} FROM invoices "  # noqa: S608
-        "WHERE invoices.invoice_number ILIKE :pattern ESCAPE '\\' "
-        "AND invoices.account_id = :account_id LIMIT :number_limit"
-    ).columns(*[column(c.key, c.type) for c in columns])
+    stmt = (
+        sql_text(
+            f"SELECT {names} FROM invoices "  # noqa: S608
+            "WHERE invoices.invoice_number ILIKE :pattern ESCAPE '\\' "
+            "AND invoices.account_id = :account_id LIMIT :number_limit"
+        )
+        .bindparams(_ACCOUNT)
+        .columns(*[column(c.key, c.type) for c in columns])
+    )
     return stmt.cte("numbers").prefix_with("MATERIALIZED")

@@ -13,9 +13,6 @@ Invariants this module keeps, whatever door the call comes through:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
@@ -656,85 +653,7 @@ def replace_lines(
     return invoice
 
 
-# ---------------------------------------------------------------- browser: list, issue, edit
-
-# Sort keys of the browser list, each backed by an index that starts with account_id and
-# ends with id, so that every page (the first or the 2 000th) is one index range scan.
-BROWSE_SORTS: dict[str, Any] = {
-    "created": Invoice.created_at,
-    "number": Invoice.invoice_number,
-    "total": Invoice.total_minor,
-}
-MAX_PAGE_SIZE = 200
-
-
-@dataclass(frozen=True)
-class InvoiceSearch:
-    """What the invoice list asks for. Dates are UTC bounds: `created_from` inclusive,
-    `created_before` exclusive. `after` / `before` are cursors from a previous page."""
-
-    states: tuple[str, ...] = ()
-    customer_id: uuid.UUID | None = None
-    created_from: datetime | None = None
-    created_before: datetime | None = None
-    text: str = ""
-    sort: str = "created"
-    descending: bool = True
-    after: str | None = None
-    before: str | None = None
-    limit: int = 50
-
-
-@dataclass(frozen=True)
-class InvoiceListRow:
-    id: uuid.UUID
-    invoice_number: str
-    state: str
-    currency: str
-    total_minor: int
-    created_at: datetime
-    issued_at: datetime | None
-    due_at: datetime | None
-    customer_id: uuid.UUID
-    customer_name: str
-    customer_locale: str
-
-
-@dataclass(frozen=True)
-class InvoiceListPage:
-    rows: list[InvoiceListRow]
-    # Cursors for the neighbouring pages in the requested order; None at either end.
-    next_cursor: str | None
-    prev_cursor: str | None
-
-
-def _encode_cursor(sort: str, row: InvoiceListRow) -> str:
-    value: Any = getattr(row, BROWSE_SORTS[sort].key)
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps([sort, value, row.id.hex], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(sort: str, cursor: str) -> tuple[Any, uuid.UUID]:
-    """(sort value, id) of a cursor made for this sort; InvalidInput for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, id_hex = json.loads(raw)
-        if cursor_sort != sort:
-            raise ValueError("cursor of another sort")
-        if sort == "created":
-            value = datetime.fromisoformat(value)
-            if value.tzinfo is None:
-                raise ValueError("naive")
-        elif sort == "total":
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError("not an int")
-        elif not isinstance(value, str):
-            raise ValueError("not a str")
-        return value, uuid.UUID(id_hex)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(("cursor",), "This page link is no longer valid") from None
+# ---------------------------------------------------------------- browser: edit
 
 
 def edit_draft(

@@ -8,32 +8,23 @@ htmx fragment).
 
 from __future__ import annotations
 
-import hmac
-
-from flask import Flask, Response, abort, current_app, g, request, session
+from flask import Flask, Response, abort, current_app, request
+from flask_login import current_user
 
 from ..audit.service import SYSTEM, set_actor
 from ..extensions import csrf, login_manager
-from ..reads import close_read_connection
-from .common import (
-    SessionUser,
-    accept_session_user,
-    csrf_token,
-    header_key,
-    parse_session_id,
-    register_template_helpers,
-)
-from .layout import init_layout
-from .sessions import RememberingCookieSessions
+from .formatting import register_filters
+from .pages import is_htmx
+from .signin import load_user
 
 
 def init_web(app: Flask) -> None:
     """Sign-in, CSRF, the page blueprints, template helpers and security headers."""
-    # A session lasts 12 hours from sign-in, however busy, and its cookie is not re-issued
-    # on every request: PERMANENT_SESSION_LIFETIME and SESSION_REFRESH_EACH_REQUEST are
-    # set in config.load_config (a setdefault here would lose to Flask's own defaults).
+    # Sessions: Flask's own signed cookie. A session lasts 12 hours from sign-in, however
+    # busy, and its cookie is not re-issued on every request (PERMANENT_SESSION_LIFETIME
+    # and SESSION_REFRESH_EACH_REQUEST in config.load_config). A CSRF token expires with
+    # WTF_CSRF_TIME_LIMIT (8 hours, also there).
     app.config.setdefault("WTF_CSRF_SSL_STRICT", True)
-    app.session_interface = RememberingCookieSessions()
     # CSRF is checked by _check_csrf below, which also lets unknown /v1 paths answer the
     # API's 404/405 instead of a CSRF error.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
@@ -41,11 +32,11 @@ def init_web(app: Flask) -> None:
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    # The session is re-created at sign-in and ends at sign-out or a password change;
-    # Flask-Login's address/agent fingerprint would only mark it "not fresh", which no page
-    # uses, at the price of a hash on every request.
+    # The session is re-created at sign-in and ends at sign-out or a password change
+    # (signin.load_user); Flask-Login's address/agent fingerprint would only mark it
+    # "not fresh", which no page uses.
     login_manager.session_protection = None
-    login_manager.user_loader(_load_user)
+    login_manager.user_loader(load_user)
 
     from .auth.routes import bp as auth_bp
     from .customers.routes import bp as customers_bp
@@ -59,11 +50,11 @@ def init_web(app: Flask) -> None:
     app.register_blueprint(settings_bp, url_prefix="/settings")
     # /plans/, /add-ons/, /discounts/ and /subscriptions/: the paths say what they are.
     app.register_blueprint(subscriptions_bp)
-    register_template_helpers(app)
-    init_layout(app, header_key)
+    register_filters(app)
+    # Templates get `csrf_token()` from Flask-WTF (CSRFProtect.init_app).
+    app.jinja_env.globals.update(is_htmx=is_htmx)
     app.after_request(_security_headers)
     app.teardown_request(_forget_actor)
-    app.teardown_appcontext(close_read_connection)
 
 
 def exempt_json_api_from_csrf(app: Flask) -> None:
@@ -89,61 +80,7 @@ def _check_csrf() -> None:
     if request.method in current_app.config.get(
         "WTF_CSRF_METHODS", ("POST", "PUT", "PATCH", "DELETE")
     ):
-        if not _csrf_token_verified_before():
-            csrf.protect(apply_exemptions=True)
-            _remember_verified_csrf_token()
-        if session.get("csrf_token"):
-            # The forms this request builds take the session's signed token from here
-            # (web.common.csrf_token remembers it) instead of signing a new one each.
-            csrf_token()
-
-
-# Signed CSRF tokens that passed Flask-WTF's check, by (secret, signed token): the raw
-# token each one carries. With WTF_CSRF_TIME_LIMIT None a signed token never expires, so
-# one that verified once with a secret carries the same raw token for good; a post then
-# needs only the comparison with the session's raw token, not the serializer, the HMAC
-# and the JSON again (as web.sessions does for the session cookie).
-_VERIFIED_CSRF: dict[tuple[str, str], str] = {}
-MAX_VERIFIED_CSRF = 10_000
-
-
-def _csrf_key() -> tuple[str, str] | None:
-    config = current_app.config
-    if config.get("WTF_CSRF_TIME_LIMIT", 3600) is not None:
-        return None
-    if request.is_secure and config.get("WTF_CSRF_SSL_STRICT", True):
-        return None  # Flask-WTF's referrer check too: the full path
-    signed = csrf._get_csrf_token()
-    if not signed:
-        return None
-    return (str(config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key), signed)
-
-
-def _csrf_token_verified_before() -> bool:
-    """The request's CSRF token is one verified before with this secret and it matches
-    the session's raw token: what Flask-WTF's check would find, without redoing it. Only
-    ever accepts what that check accepts; anything else goes through the check."""
-    key = _csrf_key()
-    raw = _VERIFIED_CSRF.get(key) if key is not None else None
-    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    in_session = session.get(field)
-    if raw is None or not in_session or not hmac.compare_digest(str(in_session), raw):
-        return False
-    g.csrf_valid = True  # as Flask-WTF's protect marks a checked request
-    return True
-
-
-def _remember_verified_csrf_token() -> None:
-    """After Flask-WTF's check passed: remember the raw token the signed one carries."""
-    if not g.get("csrf_valid"):
-        return  # an exempt view or no endpoint: nothing was verified
-    key = _csrf_key()
-    raw = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-    if key is None or not raw:
-        return
-    if len(_VERIFIED_CSRF) >= MAX_VERIFIED_CSRF:
-        _VERIFIED_CSRF.clear()
-    _VERIFIED_CSRF[key] = str(raw)
+        csrf.protect(apply_exemptions=True)
 
 
 def _forget_actor(_exc: BaseException | None) -> None:
@@ -151,18 +88,6 @@ def _forget_actor(_exc: BaseException | None) -> None:
     in the same thread: without this, whatever runs next in the thread (a request that sets
     no actor, a job, a test) would be recorded as the last request's user or key."""
     set_actor(SYSTEM)
-
-
-def _load_user(session_id: str) -> SessionUser | None:
-    """The session's user and account (one Core query), if the password has not changed
-    since sign-in: the session id carries a fingerprint of the password hash."""
-    from ..accounts.service import load_session_user
-
-    parsed = parse_session_id(session_id)
-    if parsed is None:
-        return None
-    user_id, fingerprint = parsed
-    return accept_session_user(load_session_user(user_id), fingerprint)
 
 
 # Pages load only their own script and styles; htmx runs without eval (see base.html).
@@ -180,11 +105,8 @@ def _security_headers(response: Response) -> Response:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
         # One URL answers a whole page or an htmx fragment: caches must keep them apart.
-        if "Vary" in headers:
-            response.vary.add("HX-Request")
-        else:
-            headers["Vary"] = "HX-Request"  # what vary.add writes, without parsing a set
+        response.vary.add("HX-Request")
         if "Cache-Control" not in headers:
             # Pages of a signed-in user hold customer and money data: keep them out of caches.
-            headers["Cache-Control"] = "no-store" if g.get("account") else "no-cache"
+            headers["Cache-Control"] = "no-store" if current_user.is_authenticated else "no-cache"
     return response

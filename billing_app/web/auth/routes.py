@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from ...accounts import service as accounts
-from ..common import SessionUser, password_fingerprint, safe_next
+from ..signin import safe_next, signed_in
 from .forms import SignInForm
 
 bp = Blueprint("auth", __name__)
@@ -62,7 +62,7 @@ def sign_in() -> Any:
             # A new session for the signed-in user: nothing from before survives it.
             session.clear()
             session.permanent = True
-            login_user(SessionUser(user, account, password_fingerprint(user.password_hash)))
+            login_user(signed_in(user, account))
             return redirect(target)
     elif request.method == "POST":
         status = 422

@@ -58,7 +58,7 @@ class CustomerForm(FlaskForm):
     def service_data(self) -> dict[str, object]:
         """The fields as the customer service takes them (tax / entity by code)."""
         data = {
-            name: self._fields[name].data
+            name: self[name].data
             for name in (
                 "name",
                 "company",

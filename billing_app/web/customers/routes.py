@@ -10,12 +10,12 @@ from ...customers import service as customers
 from ...customers.models import Customer
 from ...entities import service as entities
 from ...errors import DomainError
-from ...invoices import queries as browse
-from ...invoices import service as invoices
+from ...invoices import queries as invoice_queries
 from ...querying import parse_uuid
 from ...taxes import service as taxes
-from ..common import account, account_id, apply_domain_error, page_blueprint, render
 from ..fields import select_choices
+from ..pages import apply_domain_error, page_blueprint, render
+from ..signin import account, account_id
 from .forms import CustomerForm, CustomerSearchForm
 
 bp = page_blueprint("customers", __name__)
@@ -121,8 +121,8 @@ def _entity_code_of(customer: Customer) -> str:
 def customer_detail(customer_id: str) -> Any:
     """One customer: details, and their latest invoices."""
     customer = _customer(customer_id)
-    latest = browse.search_invoices(
-        account_id(), invoices.InvoiceSearch(customer_id=customer.id, limit=10)
+    latest = invoice_queries.search_invoices(
+        account_id(), invoice_queries.InvoiceSearch(customer_id=customer.id, limit=10)
     )
     tax = taxes.get_tax_by_id(account_id(), customer.tax_rate_id) if customer.tax_rate_id else None
     entity = (

@@ -1,7 +1,7 @@
 """Invoice pages: the list, the detail with its lifecycle actions, and the one-off entry
 form (new and draft edit). Every figure comes from the invoice services; the entry form's
-totals are `preview_totals` (`invoices.browse`: the lines and totals functions the saved
-invoice's totals come from, with one Core read of the customer and billing entity)."""
+live totals are `invoices.service.preview_one_off_invoice`: the invoice the save would
+store (the same parties, lines and totals code), with nothing stored."""
 
 from __future__ import annotations
 
@@ -15,34 +15,23 @@ from flask import flash, redirect, render_template, request, url_for
 
 from ...accounts import service as accounts
 from ...customers import service as customers
+from ...customers.models import Customer
 from ...db import decimal_to_str
 from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
-from ...invoices import calc
-from ...invoices import queries as browse
+from ...invoices import calc, queries
 from ...invoices import service as invoices
-from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice
-from ...invoices.records import LineRecord
+from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice, InvoiceLine
 from ...money import invoiceable_currencies, unit_minor_to_major
 from ...querying import parse_uuid
 from ...taxes import service as taxes
-from ..common import (
-    account,
-    account_id,
-    account_zone,
-    is_htmx,
-    local_day_bounds,
-    page_blueprint,
-    page_scope,
-    start_of_local_day,
-    user_in_first_read,
-)
 from ..fields import select_choices
-from ..layout import render_layout, render_page
-from .detail_html import invoice_detail_content, invoice_detail_title
-from .entry_html import form_errors, line_added, line_row, recalc, totals_panel
+from ..formatting import account_zone, local_day_bounds, start_of_local_day
+from ..pages import is_htmx, page_blueprint
+from ..signin import account_id
 from .forms import (
     SORT_CHOICES,
+    STATUS_CHOICES,
     InvoiceForm,
     LineRow,
     ListFilters,
@@ -54,18 +43,8 @@ from .forms import (
     parse_uuid_field,
     today_or_none,
 )
-from .rows import (
-    invoice_line_rows,
-    invoice_list_content,
-    invoice_list_results,
-    invoice_list_rows,
-)
 
 bp = page_blueprint("invoices", __name__)
-# The entry page (form.html) writes these pieces with the functions its htmx answers use.
-bp.add_app_template_global(line_row, "entry_line_row")
-bp.add_app_template_global(totals_panel, "entry_totals_panel")
-bp.add_app_template_global(form_errors, "entry_form_errors")
 
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "": (),
@@ -91,7 +70,6 @@ def _refused(exc: InvalidState) -> Any:
 
 
 @bp.get("/")
-@user_in_first_read
 def list_invoices() -> Any:
     """Invoices with filters, sorting and keyset paging; htmx gets the results only."""
     filters = ListFilters.parse(request.args)
@@ -103,10 +81,8 @@ def list_invoices() -> Any:
         customer = customers.get_customer(
             account_id(), parse_uuid(request.args["customer"], "Customer")
         )
-    # The days are the account's: a date filter reads the user first (`account_zone`).
-    scope = account_id() if filters.first_day or filters.last_day else page_scope()
     created_from, created_before = local_day_bounds(filters.first_day, filters.last_day)
-    search = invoices.InvoiceSearch(
+    search = queries.InvoiceSearch(
         states=STATUS_FILTERS[filters.status],
         customer_id=customer.id if customer else None,
         created_from=created_from,
@@ -119,30 +95,24 @@ def list_invoices() -> Any:
         limit=PAGE_SIZE,
     )
     try:
-        result = browse.search_invoices(scope, search)
+        page = queries.search_invoices(account_id(), search)
     except InvalidInput:
         # A page link from another sort or an edited URL: start from the first page.
-        result = browse.search_invoices(page_scope(), replace(search, after=None, before=None))
-    base = _list_url()
-    results = invoice_list_results(
-        result,
-        invoice_list_rows(result.rows, base, account_zone()),
-        base=base,
-        sort=sort,
-        list_args=_list_args(),
-        customer=customer,
-        filtered=bool(filters.status or customer or created_from or created_before or search.text),
-    )
+        page = queries.search_invoices(account_id(), replace(search, after=None, before=None))
+    context = {
+        "page": page,
+        "filters": filters,
+        "status_choices": STATUS_CHOICES,
+        "sort": sort,
+        "list_args": _list_args(),
+        "customer": customer,
+        "filtered": bool(
+            filters.status or customer or created_from or created_before or search.text
+        ),
+    }
     if is_htmx():
-        return results
-    return render_layout(
-        "Invoices \N{EN DASH} billing_app",
-        invoice_list_content(filters, results, base=base, sort=sort, customer=customer),
-    )
-
-
-def _list_url() -> str:
-    return url_for("invoices.list_invoices")
+        return render_template("invoices/_results.html", **context)
+    return render_template("invoices/list.html", **context)
 
 
 def _list_args() -> dict[str, str]:
@@ -160,25 +130,22 @@ def _invoice(invoice_id: str) -> Invoice:
 
 
 @bp.get("/<invoice_id>")
-@user_in_first_read
 def invoice_detail(invoice_id: str) -> Any:
     """One invoice: lines, VAT per rate, totals, status history, the actions its state allows."""
-    page = browse.invoice_page(page_scope(), parse_uuid(invoice_id, "Invoice"))
     aid = account_id()
+    page = queries.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
     invoice, customer = page.invoice, page.customer
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
-    content = invoice_detail_content(
+    return render_template(
+        "invoices/detail.html",
         invoice=invoice,
         customer=customer,
         entity=page.entity,
-        lines_html=invoice_line_rows(invoice.lines, invoice.currency, customer.document_locale),
         breakdown=invoices.tax_breakdown(invoice),
         history=page.history,
         actors=actors,
         locale=customer.document_locale,
-        zone=account_zone(),
     )
-    return render_layout(invoice_detail_title(invoice), content)
 
 
 def _done(invoice: Invoice, message: str) -> Any:
@@ -240,13 +207,14 @@ class Entry:
     form: InvoiceForm
     rows: list[LineRow]
     invoice: Invoice | None
-    customer: Any  # a Customer, or browse.customer_record's record with its attributes
+    customer: Customer | None
     currency: str | None
     customer_q: str = ""
     vat_choices: list[tuple[str, str]] = field(default_factory=list)
+    # The previewed invoice's figures per VAT rate and in total (`tax_breakdown`).
     totals: calc.Totals | None = None
-    # Line as it would be stored, by the row's field name prefix (lines-3).
-    amounts: dict[str, LineRecord] = field(default_factory=dict)
+    # The previewed invoice's line, by the row's field name prefix (lines-3).
+    amounts: dict[str, InvoiceLine] = field(default_factory=dict)
     note: str = ""
     has_errors: bool = False
 
@@ -256,7 +224,6 @@ class Entry:
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@user_in_first_read
 def new_invoice() -> Any:
     """Enter a one-off invoice: customer, billing entity, currency, due date, line rows."""
     return _entry(None)
@@ -279,7 +246,7 @@ def customer_options() -> Any:
         return redirect(url_for("invoices.new_invoice", customer_q=q))
     aid = account_id()
     options = customers.find_customers(aid, q, limit=50)
-    selected, _ = _selected_customer(aid, request.args.get("customer_id"), options)
+    selected = _selected_customer(aid, request.args.get("customer_id"), options)
     if selected is not None and selected not in options:
         options.insert(0, selected)
     return render_template(
@@ -287,66 +254,18 @@ def customer_options() -> Any:
     )
 
 
-def _selected_customer(
-    aid: uuid.UUID,
-    raw: str | None,
-    options: list[Any],
-    entity_id: uuid.UUID | None = None,
-    read: _EntryRead | None = None,
-) -> tuple[Any, browse.EntryPricing | None]:
-    """The chosen customer: from the options shown, else read as a plain record (the
-    model's attributes) together with its pricing for `entity_id` (for the totals); None
-    for an unknown id or another account's customer. `read`: what `_entry_reads` read
-    already, used when it was read for this customer and entity."""
+def _selected_customer(aid: uuid.UUID, raw: str | None, options: list[Any]) -> Customer | None:
+    """The chosen customer: from the options shown, else read; None for an unknown id or
+    another account's customer."""
     if not raw:
-        return None, None
+        return None
     for c in options:
         if str(c.id) == raw:
-            return c, None
-    customer_id = _customer_id(raw)
-    if customer_id is None:  # not an id at all
-        return None, None
-    if read is not None and read.customer_id == customer_id and read.entity_id == entity_id:
-        found = read.found
-    else:
-        found = browse.customer_record(aid, customer_id, entity_id)
-    return found if found is not None else (None, None)
-
-
-def _customer_id(raw: str) -> uuid.UUID | None:
+            return c
     try:
-        return parse_uuid(raw, "Customer")
+        return customers.get_customer(aid, parse_uuid(raw, "Customer"))
     except NotFound:
         return None
-
-
-@dataclass(frozen=True)
-class _EntryRead:
-    """The customer `browse.entry_reads` read with the tax rates, and for what."""
-
-    customer_id: uuid.UUID
-    entity_id: uuid.UUID | None
-    found: tuple[Any, browse.EntryPricing] | None
-
-
-def _entry_reads(
-    scope: Any, form: InvoiceForm, read_customer: bool
-) -> tuple[list[Any], _EntryRead | None]:
-    """The account's tax rates, and with `read_customer` (an htmx change of a new
-    invoice, which shows no customer list to find the chosen one in) the chosen customer
-    with its pricing in the same statement: the billing entity as `parse_uuid_field`
-    will read it (None when blank or not an id), the customer as `_selected_customer`.
-    `scope`: `page_scope()`'s answer; the session's user is read by then."""
-    raw = form.customer_id.data
-    customer_id = _customer_id(raw) if read_customer and raw else None
-    if customer_id is None:
-        return taxes.account_tax_rates(account_id()), None
-    try:
-        entity_id: uuid.UUID | None = uuid.UUID((form.billing_entity_id.data or "").strip())
-    except ValueError:
-        entity_id = None
-    rates, found = browse.entry_reads(scope, customer_id, entity_id)
-    return rates, _EntryRead(customer_id, entity_id, found)
 
 
 def _vat_choices(
@@ -395,8 +314,7 @@ def _prefill(form: InvoiceForm, rows: list[LineRow], invoice: Invoice) -> None:
 
 
 def _entry(invoice: Invoice | None) -> Any:
-    # A new invoice's form reads the session's user with its first read (`new_invoice`).
-    scope = page_scope() if invoice is None else account_id()
+    aid = account_id()
     form = InvoiceForm()
     posted = request.method == "POST"
     action = request.form.get("action", "recalc") if posted else ""
@@ -412,11 +330,7 @@ def _entry(invoice: Invoice | None) -> Any:
 
     # An htmx change answers pieces that never show the header's selects: skip their options.
     whole_page = not (posted and is_htmx() and action not in ("save", "finalize"))
-    # The rows' VAT selects are written out by the template from these (value, label) pairs.
-    # Read once: the choices, and the tax table the totals take (no second read).
-    tax_rates, read = _entry_reads(scope, form, posted and not whole_page and invoice is None)
-    aid = account_id()
-    vat_choices = _vat_choices(aid, invoice, tax_rates)
+    vat_choices = _vat_choices(aid, invoice, taxes.account_tax_rates(aid))
     if whole_page:
         form.billing_entity_id.choices = select_choices(
             [("", "The customer's default")]
@@ -427,20 +341,19 @@ def _entry(invoice: Invoice | None) -> Any:
     form_valid = form.validate() if posted else True
 
     header_ok = True
+    customer: Customer | None
     if invoice is not None:
-        customer: Any = customers.get_customer(aid, invoice.customer_id)
+        customer = customers.get_customer(aid, invoice.customer_id)
         currency: str | None = invoice.currency
         entity_id: uuid.UUID | None = invoice.billing_entity_id
         customer_q = ""
-        options: list[Any] = []
-        pricing: browse.EntryPricing | None = None
     else:
         customer_q = request.values.get("customer_q", "")
         options = customers.find_customers(aid, customer_q, limit=50) if whole_page else []
         if not posted and request.args.get("customer"):
             form.customer_id.data = request.args["customer"]
         entity_id = parse_uuid_field(form.billing_entity_id, "Choose a billing entity.")
-        customer, pricing = _selected_customer(aid, form.customer_id.data, options, entity_id, read)
+        customer = _selected_customer(aid, form.customer_id.data, options)
         if form.customer_id.data and customer is None:
             form.customer_id.errors = ["Choose a customer from the list."]
             header_ok = False
@@ -456,21 +369,17 @@ def _entry(invoice: Invoice | None) -> Any:
     entry = Entry(form, rows, invoice, customer, currency, customer_q, vat_choices)
     parsed = parse_lines(rows, currency, {v for v, _ in vat_choices if v})
     drafts = [d for _, d in parsed.drafts]
-    if customer is not None and drafts and header_ok:
+    if customer is not None and currency is not None and drafts and header_ok:
+        # The live totals ARE the saved totals: the invoice the save would store.
+        req = invoices.OneOffInvoiceRequest(
+            customer_id=customer.id, currency=currency, lines=drafts, billing_entity_id=entity_id
+        )
         try:
-            default_vat = account().default_vat_percent
-            lines, entry.totals = browse.preview_totals(
-                aid,
-                default_vat,
-                customer.id,
-                entity_id,
-                drafts,
-                pricing,
-                tax_table=taxes.tax_table(tax_rates, default_vat),
-            )
+            preview = invoices.preview_one_off_invoice(aid, req)
+            entry.totals = invoices.tax_breakdown(preview)
             entry.amounts = {
                 rows[position].name: line
-                for (position, _), line in zip(parsed.drafts, lines, strict=True)
+                for (position, _), line in zip(parsed.drafts, preview.lines, strict=True)
             }
         except DomainError as exc:
             _show_invoice_error(entry, exc, parsed.drafts)
@@ -497,16 +406,16 @@ def _entry(invoice: Invoice | None) -> Any:
 
     if is_htmx() and posted:
         if action == "add_line":
-            return line_added(entry, rows[-1]), status
-        return recalc(entry), status
-    return render_page("invoices/form.html", e=entry), status
+            return render_template("invoices/_line_added.html", e=entry, new_row=rows[-1]), status
+        return render_template("invoices/_recalc.html", e=entry, new_row=None), status
+    return render_template("invoices/form.html", e=entry), status
 
 
 def _has_errors(entry: Entry) -> bool:
     form = entry.form
     if form.form_errors:
         return True
-    if any(f.errors for name, f in form._fields.items() if name != "csrf_token"):
+    if any(f.errors for f in form if f.name != "csrf_token"):
         return True
     return any(f.errors for row in entry.rows for f in row.form)
 

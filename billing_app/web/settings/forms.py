@@ -128,7 +128,7 @@ class EntityForm(FlaskForm):
             "net_payment_term",
             "invoice_footer",
         )
-        return {name: self._fields[name].data for name in names}
+        return {name: self[name].data for name in names}
 
 
 class LogoForm(FlaskForm):

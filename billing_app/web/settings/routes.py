@@ -14,8 +14,9 @@ from ...errors import DomainError, InvalidInput
 from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ...taxes.models import TaxRate
-from ..common import account, account_id, apply_domain_error, page_blueprint
 from ..fields import select_choices
+from ..pages import apply_domain_error, page_blueprint
+from ..signin import account, account_id
 from .forms import AccountForm, ApiKeyForm, CheckOnly, EntityForm, LogoForm, TaxForm
 
 bp = page_blueprint("settings", __name__)

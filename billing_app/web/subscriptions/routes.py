@@ -26,17 +26,10 @@ from ...subscriptions import invoicing, overview
 from ...subscriptions import service as subs
 from ...subscriptions.models import PENDING
 from ...taxes import service as taxes
-from ..common import (
-    account,
-    account_id,
-    account_zone,
-    apply_domain_error,
-    is_htmx,
-    page_blueprint,
-    render,
-    start_of_local_day,
-)
 from ..fields import select_choices
+from ..formatting import account_zone, start_of_local_day
+from ..pages import apply_domain_error, is_htmx, page_blueprint, render
+from ..signin import account, account_id
 from .forms import (
     APPLY_TO_LABELS,
     STATE_FILTERS,

@@ -1,9 +1,7 @@
-"""The invoice list, the invoice page and the entry form of a new invoice read the
-signed-in user with their own first statement on PostgreSQL
-(`accounts.scope.with_session_user`, `web.common.page_scope`): one round trip instead of
-two, and a session is refused exactly as before, whatever the page found. On SQLite the
-same requests take the usual path (the user first), so every assertion here but the
-statement counts holds on both databases."""
+"""The signed-in user of every page comes from Flask-Login's loader
+(`web.signin.load_user`): a session whose user is gone or whose password changed is
+refused on every page, the list, the invoice page and the entry form alike, whatever the
+page would have found, and nothing is saved for it."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ import uuid
 
 import pytest
 from sqlalchemy import delete, update
-from web_support import counting_statements, make_customer, make_invoice, signed_in
+from web_support import make_customer, make_invoice, signed_in
 from werkzeug.security import generate_password_hash
 
 from billing_app.accounts.models import User
@@ -48,17 +46,6 @@ def _refused(resp, htmx: bool = False) -> bool:
     if htmx:
         return resp.status_code == 401 and resp.headers["HX-Redirect"].startswith("/signin")
     return resp.status_code == 302 and resp.headers["Location"].startswith("/signin")
-
-
-def test_the_list_and_the_invoice_page_read_with_one_statement(app, web, made, is_postgres):
-    for page in _pages(made):
-        assert web.get(page).status_code == 200  # warmed: statements prepared, pages kept
-        with counting_statements(app) as counted:
-            resp = web.get(page)
-        assert resp.status_code == 200 and made.invoice_number in resp.get_data(as_text=True)
-        # PostgreSQL: the user comes with the page's statement. SQLite: the read
-        # transaction's BEGIN, the user, then the page's statements.
-        assert counted["n"] == 1 if is_postgres else counted["n"] > 2, (page, counted)
 
 
 def test_a_changed_password_is_refused_although_the_page_found_its_rows(app, web, made, tenant):
