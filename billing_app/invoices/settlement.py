@@ -8,11 +8,11 @@ Pure: from the invoice and its settled settle transaction (if any); no database,
   transaction, prepaid credit if that covered the whole invoice at issue, nothing due if
   there was nothing to pay, else "marked paid" (dialect A's and the browser's mark paid,
   which record no transaction). When: a manual transfer's payment date (when the customer
-  paid), else the time the invoice was marked paid.
-- Void: nothing is due; it is not paid.
-- Never issued (a draft, or a draft voided before it was finalized): not an invoice, so
-  nothing is requested of anyone; a draft's total is shown as provisional by its page.
-- Otherwise (open, failed): the invoice's total (what is left after prepaid credit).
+  paid), a card charge's settle time, else the time the invoice was marked paid.
+- Void: nothing is due; it is not paid. `issued` False for a draft voided before it was
+  finalized: it has no number and never was an invoice.
+- Otherwise (open, failed, and drafts, whose total is provisional): the invoice's total,
+  what is left after prepaid credit.
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ class Settlement:
     void: bool = False
     # A draft, or a draft voided before it was finalized: it has no number and no document.
     issued: bool = True
-
-    @property
-    def requests_payment(self) -> bool:
-        """Whether the document asks the customer to pay (and says by when)."""
-        return self.issued and not self.void and not self.paid and self.amount_due_minor > 0
 
 
 def was_issued(invoice: Invoice) -> bool:
