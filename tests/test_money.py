@@ -232,3 +232,68 @@ def test_single_basis_documents_keep_what_the_customer_was_quoted(items):
     assert gross_doc.gross_minor == sum(a for a, _ in items)
     net_doc = compute_totals([LineInput(a, r, False) for a, r in items])
     assert net_doc.net_minor == sum(a for a, _ in items)
+
+
+# ---------------------------------------------------------------- the totals table's basis
+
+# (lines, subtotal, discount, credit, net, vat, gross): the totals table prints
+# subtotal - discount - credit = net, all net, whatever basis the lines are priced in
+# (docs/money.md, "Subtotal").
+SUBTOTAL_TABLE = [
+    pytest.param(
+        # Issue 14: DKK 947.00 incl. 25 % VAT and a 100.00 credit incl. VAT. The subtotal
+        # was 777.60 (677.60 net + 100.00 gross), neither net nor gross.
+        [gross(94700, "25"), gross(-10000, "25", CREDIT)],
+        (75760, 0, 8000, 67760, 16940, 84700),
+        id="gross-charge-gross-credit",
+    ),
+    pytest.param(
+        [net(10000, "25"), net(-1000, "25", DISCOUNT)],
+        (10000, 1000, 0, 9000, 2250, 11250),
+        id="net-priced-discount-as-entered",
+    ),
+    pytest.param(
+        [net(10000, "25"), net(-500, "25", CREDIT)],
+        (10000, 0, 500, 9500, 2375, 11875),
+        id="net-priced-credit-as-entered",
+    ),
+    pytest.param(
+        [gross(10000, "25"), gross(-1000, "25", DISCOUNT), gross(-500, "25", CREDIT)],
+        (8000, 800, 400, 6800, 1700, 8500),
+        id="gross-discount-then-credit",
+    ),
+    pytest.param(
+        # A net-priced charge with a credit incl. VAT: 12.50 incl. 25 % is 10.00 net.
+        [net(10000, "25"), gross(-1250, "25", CREDIT)],
+        (10000, 0, 1000, 9000, 2250, 11250),
+        id="net-charge-gross-credit",
+    ),
+    pytest.param(
+        # Discounts come off first: 1000 -> 999 incl. 19 % leaves the net at 839 (VAT
+        # 159.50 rounds up), so the discount takes 1 and the credit (998: VAT 159.34) 0.
+        [gross(1000, "19"), gross(-1, "19", DISCOUNT), gross(-1, "19", CREDIT)],
+        (840, 1, 0, 839, 159, 998),
+        id="discount-before-credit",
+    ),
+    pytest.param(
+        # Two rates: each reduction is netted at its own rate.
+        [gross(11900, "19"), gross(10700, "7"), gross(-1190, "19", CREDIT)],
+        (20000, 0, 1000, 19000, 2410, 21410),
+        id="two-rates-credit-at-one",
+    ),
+    pytest.param(
+        [gross(12500, "25"), gross(1000, "19")],
+        (10840, 0, 0, 10840, 2660, 13500),
+        id="gross-no-reductions-subtotal-is-net",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lines", "expected"), SUBTOTAL_TABLE)
+def test_subtotal_discount_and_credit_are_net(lines, expected):
+    t = compute_totals(lines)
+    got = (t.subtotal_minor, t.discount_minor, t.credit_minor, t.net_minor, t.vat_minor)
+    assert (*got, t.gross_minor) == expected
+    assert t.subtotal_minor - t.discount_minor - t.credit_minor == t.net_minor
+    # Line order never changes the split.
+    assert compute_totals(list(reversed(lines))) == t

@@ -40,7 +40,7 @@ def invoice_id(app, tenant, customer_id):
 def rerender(app, account_id, iid) -> bytes:
     with app.app_context():
         invoice = invoices.get_invoice(account_id, iid)
-        result = documents.render_pdf(documents.load_source(invoice))
+        result = documents.render_pdf(documents.load_source(invoice, as_issued=True))
         db.session.remove()
     return result.pdf
 
@@ -80,7 +80,8 @@ def test_first_download_stores_and_every_download_returns_those_bytes(api, app, 
 
 def test_document_as_issued_survives_edits_payment_and_void(api, app, tenant, invoice_id):
     """The stored PDF never changes, and even a render made after the customer, the issuer
-    and the invoice's state changed is the same file: it prints the snapshot."""
+    and the invoice's state changed is the same file: it prints the snapshot. Once void,
+    a download answers that document marked VOID, asking for nothing (docs/pdf.md)."""
     stored = api.get(f"/v1/invoices/{invoice_id}/download_pdf").data
     with app.app_context():
         cust = db.session.scalars(
@@ -93,11 +94,21 @@ def test_document_as_issued_survives_edits_payment_and_void(api, app, tenant, in
         entities.update_entity(tenant.account_id, entity.code, {"legal_name": "New Name AG"})
         invoices.void_invoice(tenant.account_id, invoice_id)
         db.session.remove()
-    assert api.get(f"/v1/invoices/{invoice_id}/download_pdf").data == stored
+    row = document_row(app, invoice_id)
+    assert row is not None and row["pdf"] == stored
+    assert row["sha256"] == hashlib.sha256(stored).hexdigest()
     assert rerender(app, tenant.account_id, invoice_id) == stored
     pdf = read_pdf(stored)
     assert pdf.has("Nordlicht Software GmbH") and not pdf.has("New Name AG")
     assert pdf.has("1 Main Street") and not pdf.has("9 Other Road")
+    assert pdf.has("Please pay")  # as issued
+    voided = api.get(f"/v1/invoices/{invoice_id}/download_pdf").data
+    assert voided == api.get(f"/v1/invoices/{invoice_id}/download_pdf").data
+    void_pdf = read_pdf(voided)
+    assert void_pdf.has("Nordlicht Software GmbH") and not void_pdf.has("New Name AG")
+    assert void_pdf.has("1 Main Street") and not void_pdf.has("9 Other Road")
+    assert void_pdf.has("This invoice has been voided") and not void_pdf.has("Please pay")
+    assert document_row(app, invoice_id)["pdf"] == stored  # the stored one is untouched
 
 
 def test_two_renders_in_one_process_are_identical(app, tenant, invoice_id):

@@ -25,41 +25,41 @@ def half_up(value: Fraction) -> int:
     return whole if value >= 0 else -whole
 
 
+def exact_rate(rate: D, items: list[LineInput]) -> Rate:
+    """One rate's figures in rational numbers: the VAT of every line summed exactly and
+    rounded once; gross = G + N + round(N x r); net = gross - VAT."""
+    r = Fraction(rate)
+    gross_priced = sum(li.amount_minor for li in items if li.amount_incl_vat)
+    net_priced = sum(li.amount_minor for li in items if not li.amount_incl_vat)
+    vat = half_up(Fraction(gross_priced) * r / (1 + r) + Fraction(net_priced) * r)
+    gross = gross_priced + net_priced + half_up(net_priced * r)
+    return Rate(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross)
+
+
 def exact_totals(
     lines: list[LineInput], *, prepaid_available_minor: int = 0, progressive_credit_minor: int = 0
 ) -> Totals:
-    """The rules in rational numbers: per rate (equal rates are one, written as the first
-    line writes it, normalized) the VAT of every line summed exactly and rounded once;
-    gross = G + N + round(N x r); net = gross - VAT."""
+    """The rules in rational numbers, per rate (equal rates are one, written as the first
+    line writes it, normalized). The subtotal is the net of the charge lines, the discount
+    what the discount lines take off that net, the credit what the credit lines take off
+    the rest (docs/money.md)."""
     first_text: dict[D, D] = {}
-    gross_sums: dict[D, int] = {}
-    net_sums: dict[D, int] = {}
-    vat: dict[D, Fraction] = {}
-    discount = credit = 0
+    per_rate: dict[D, list[LineInput]] = {}
     for line in lines:
         if line.rate < 0:
             raise ValueError("VAT rate cannot be negative")
-        if line.kind == DISCOUNT:
-            discount -= line.amount_minor
-        elif line.kind == CREDIT:
-            credit -= line.amount_minor
         rate = first_text.setdefault(line.rate, line.rate.normalize())
-        r = Fraction(rate)
-        if line.amount_incl_vat:
-            gross_sums[rate] = gross_sums.get(rate, 0) + line.amount_minor
-            share = Fraction(line.amount_minor) * r / (1 + r)
-        else:
-            net_sums[rate] = net_sums.get(rate, 0) + line.amount_minor
-            share = Fraction(line.amount_minor) * r
-        vat[rate] = vat.get(rate, Fraction(0)) + share
-    by_rate = []
-    for rate in sorted(vat):
-        rounded = half_up(vat[rate])
-        net_priced = net_sums.get(rate, 0)
-        gross = gross_sums.get(rate, 0) + net_priced + half_up(net_priced * Fraction(rate))
-        by_rate.append(
-            Rate(rate=rate, net_minor=gross - rounded, vat_minor=rounded, gross_minor=gross)
+        per_rate.setdefault(rate, []).append(line)
+    by_rate = [exact_rate(rate, per_rate[rate]) for rate in sorted(per_rate)]
+
+    def net_of(kinds: tuple[str, ...]) -> int:
+        return sum(
+            exact_rate(rate, [li for li in items if li.kind in kinds]).net_minor
+            for rate, items in per_rate.items()
         )
+
+    subtotal = net_of((CHARGE,))
+    before_credits = net_of((CHARGE, DISCOUNT))
     net = sum(r.net_minor for r in by_rate)
     total_vat = sum(r.vat_minor for r in by_rate)
     gross = net + total_vat - progressive_credit_minor
@@ -67,9 +67,9 @@ def exact_totals(
         raise ValueError("prepaid credit cannot be negative")
     prepaid = max(0, min(prepaid_available_minor, gross))
     return Totals(
-        subtotal_minor=net + discount + credit,
-        discount_minor=discount,
-        credit_minor=credit,
+        subtotal_minor=subtotal,
+        discount_minor=subtotal - before_credits,
+        credit_minor=before_credits - net,
         net_minor=net,
         vat_minor=total_vat,
         gross_minor=gross,

@@ -1,9 +1,14 @@
 """What the print template shows, as display strings, from the stored invoice.
 
 Nothing is computed here but formatting: every amount is a stored column of the invoice or
-of its lines, or a figure of `invoices.service.tax_breakdown` (the one totals function over
-the stored lines). The same context renders the browser's print page and the PDF; only the
-asset URLs differ (`asset_base`, `logo_src`) and the page gets its toolbar.
+of its lines, a figure of `invoices.service.tax_breakdown` (the one totals function over
+the stored lines), or of `invoices.settlement` (what is due, paid how and when). The same
+context renders the browser's print page and the PDF; only the asset URLs differ
+(`asset_base`, `logo_src`) and the page gets its toolbar.
+
+A source without a settlement is the document as issued (the stored PDF): it asks for the
+total by the due date. With one, the document says where the invoice stands: paid (how,
+when, nothing due), void (nothing due), or never issued (VOID, no number, not an invoice).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ..entities.models import BillingEntityLogo
 from ..extensions import db
 from ..invoices import service as invoices
 from ..invoices.models import DRAFT, Invoice
+from ..invoices.settlement import Settlement
 from .i18n import DocumentLocale
 
 PAPER_SIZES = {"a4": "A4", "letter": "letter"}
@@ -39,6 +45,8 @@ class PrintSource:
     invoice: Invoice
     snapshot: dict[str, Any]
     logo: Logo | None
+    # Where the invoice stands now (`invoices.settlement`); None: the document as issued.
+    settlement: Settlement | None = None
 
 
 def load_logo(entity_id: uuid.UUID) -> Logo | None:
@@ -120,10 +128,17 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
     zone = ZoneInfo(snap.get("timezone") or "UTC")
     cur = invoice.currency
     is_draft = invoice.state == DRAFT
+    standing = source.settlement
+    # A draft voided before it was finalized: no number, not an invoice.
+    never_issued = standing is not None and standing.void and not standing.issued
+    paid = standing is not None and standing.paid
+    void = standing is not None and standing.void
     issue_date = _local_date(invoice.issued_at, zone)
     due_date = _local_date(invoice.due_at, zone)
 
-    facts: list[tuple[str, str]] = [(loc.text("invoice_number"), invoice.invoice_number)]
+    facts: list[tuple[str, str]] = []
+    if not never_issued:
+        facts.append((loc.text("invoice_number"), invoice.invoice_number))
     if issue_date:
         facts.append((loc.text("issue_date"), loc.long_date(issue_date)))
     if due_date:
@@ -206,20 +221,48 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
         totals.append(
             (loc.text("prepaid_credit"), loc.negative_money(invoice.prepaid_credit_minor, cur), "")
         )
-    totals.append((loc.text("amount_due"), loc.money(invoice.total_minor, cur), "grand"))
+    amount_due_minor = invoice.total_minor if standing is None else standing.amount_due_minor
+    if standing is not None and standing.amount_paid_minor:
+        totals.append((loc.text("paid"), loc.negative_money(standing.amount_paid_minor, cur), ""))
+    totals.append((loc.text("amount_due"), loc.money(amount_due_minor, cur), "grand"))
 
     payment: list[str] = []
-    amount_due = loc.money(invoice.total_minor, cur)
-    if invoice.total_minor == 0 and not is_draft:
+    if never_issued:
+        payment.append(loc.text("void_draft_notice"))
+    elif void:
+        payment.append(loc.text("void_notice"))
+    elif standing is not None and standing.paid:
+        paid_on = _local_date(standing.paid_at, zone)
+        payment.append(
+            loc.text(
+                f"paid_by_{standing.method}",
+                date=loc.long_date(paid_on) if paid_on else "",
+            )
+        )
+    elif amount_due_minor == 0 and not is_draft:
         payment.append(loc.text("nothing_due"))
     else:
+        amount_due = loc.money(amount_due_minor, cur)
         if due_date:
             payment.append(loc.text("pay_by", amount=amount_due, date=loc.long_date(due_date)))
         if not is_draft:
             payment.append(loc.text("pay_reference", number=invoice.invoice_number))
 
     issuer = _party(snap.get("issuer"), loc) or {"name": "", "lines": []}
-    title = f"{loc.text('invoice')} {invoice.invoice_number}"
+    if never_issued:
+        title = loc.text("void_draft_title")
+    else:
+        title = f"{loc.text('invoice')} {invoice.invoice_number}"
+    # The status stamped on the page: a watermark and a badge by the title.
+    # (The title of a never-issued void says VOID already: it gets the watermark only.)
+    mark = watermark = None
+    if is_draft:
+        mark = watermark = loc.text("draft_mark")
+    elif void:
+        watermark = loc.text("void_mark")
+        mark = None if never_issued else watermark
+    elif paid:
+        mark = loc.text("paid_mark")
     paper = paper_size(snap)
     return {
         "t": loc.text,
@@ -230,7 +273,11 @@ def print_context(source: PrintSource, *, asset_base: str, logo_src: str | None)
         # of an issued invoice is the same file. Drafts are never stored.
         "created": invoice.issued_at.isoformat(timespec="seconds") if invoice.issued_at else None,
         "is_draft": is_draft,
-        "number": invoice.invoice_number,
+        "mark": mark,
+        # A paid invoice's stamp is a badge only; a draft or a void is watermarked too.
+        "watermark": watermark,
+        "number": None if never_issued else invoice.invoice_number,
+        "payment_heading": loc.text("payment") if paid else loc.text("payment_terms"),
         "facts": facts,
         "issuer": issuer,
         "footer": (snap.get("issuer") or {}).get("footer"),

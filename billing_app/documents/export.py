@@ -50,6 +50,7 @@ STATUS_CHOICES: dict[str, tuple[str, ...]] = {
 }
 ALREADY_COMPLETE = "already complete (same SHA-256 as the stored document)"
 DRAFT_REASON = "draft: not issued, so there is no document"
+NEVER_ISSUED_REASON = "voided before it was issued: never an invoice, so there is no document"
 _TMP_SUFFIX = ".part"
 
 
@@ -134,6 +135,7 @@ def plan(
             Invoice.account_id,
             Invoice.invoice_number,
             Invoice.state,
+            Invoice.number,
             BillingEntity.code,
             InvoiceDocument.sha256,
         )
@@ -153,6 +155,9 @@ def plan(
     for row in db.session.execute(stmt):
         if row.state == DRAFT:
             report.skipped[DRAFT_REASON] += 1
+            continue
+        if row.number is None:
+            report.skipped[NEVER_ISSUED_REASON] += 1
             continue
         parts = [safe_component(row.code), safe_component(row.invoice_number) + ".pdf"]
         if account_id is None:
@@ -196,7 +201,7 @@ def export_one(out: Path, job: Job) -> Outcome:
         invoice = db.session.scalars(
             select(Invoice).where(Invoice.id == job.invoice_id).options(selectinload(Invoice.lines))
         ).one()
-        stored = documents.pdf_of(invoice)
+        stored = documents.issued_pdf(invoice)
         path = out / job.path
         existing = _file_sha256(path)
         if existing == stored.sha256:

@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest
 
 from ..errors import InvalidState, NotFound
 from ..invoices import service as invoices
-from ..invoices.models import DRAFT
+from ..invoices.settlement import was_issued
 from ..querying import parse_uuid
 from ..web.pages import page_blueprint
 from ..web.signin import account_id
@@ -27,13 +27,14 @@ bp = page_blueprint("documents", __name__)
 
 @bp.errorhandler(InvalidState)
 def _draft(exc: InvalidState) -> Any:
-    """A PDF of a draft: there is none until it is finalized."""
+    """A PDF of a draft (or of a draft voided before it was issued): there is none."""
     return render_template("error.html", error=BadRequest(exc.message)), 400
 
 
 @bp.get("/<invoice_id>/print")
 def print_page(invoice_id: str) -> Any:
-    """The invoice as printed (drafts with a DRAFT mark), with a PDF download button."""
+    """The invoice as printed, where it stands now (drafts marked DRAFT, paid invoices
+    PAID with how and when, voids VOID), with a PDF download button once it was issued."""
     invoice = invoices.get_invoice(account_id(), parse_uuid(invoice_id, "Invoice"))
     source = documents.load_source(invoice)
     html, page_css = documents.print_document(
@@ -45,7 +46,7 @@ def print_page(invoice_id: str) -> Any:
         toolbar={
             "back": url_for("invoices.invoice_detail", invoice_id=invoice.id),
             "pdf": url_for("documents.download_pdf", invoice_id=invoice.id)
-            if invoice.state != DRAFT
+            if was_issued(invoice)
             else None,
         },
     )
@@ -63,7 +64,8 @@ def print_page(invoice_id: str) -> Any:
 
 @bp.get("/<invoice_id>/pdf")
 def download_pdf(invoice_id: str) -> Any:
-    """The stored PDF (rendered and stored on first request); drafts have none (400)."""
+    """The invoice's PDF (`documents.service.pdf_of`); drafts and drafts voided before
+    they were issued have none (400)."""
     stored = documents.get_pdf(account_id(), parse_uuid(invoice_id, "Invoice"))
     return pdf_response(stored)
 

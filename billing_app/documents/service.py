@@ -1,16 +1,20 @@
 """Invoice documents: the print page's HTML, the PDF rendered once and stored, the worker.
 
 Invariants:
-- a PDF exists only for an invoice that has left draft (InvalidState otherwise, with the
-  message dialect A documents);
-- it is rendered outside any database transaction, from the invoice's immutable columns
-  and the snapshot taken at finalization, so any render of an issued invoice gives the
-  same bytes;
+- a PDF exists only for an invoice that was issued (left draft with its number):
+  InvalidState otherwise, with the message dialect A documents - for a draft, and for a
+  draft voided before it was finalized (it never was an invoice);
+- the stored PDF is the invoice as issued, a legal document that never changes: rendered
+  outside any database transaction, from the invoice's immutable columns and the
+  snapshot taken at finalization, so any render of it gives the same bytes;
 - the first render stored wins: storing happens under the row's lock (FOR UPDATE on
   PostgreSQL, the write lock on SQLite), and a later render that finds bytes already
   stored returns those and drops its own;
-- every download returns the stored bytes, whatever happened to the invoice since
-  (paid, voided: the document as issued does not change).
+- a download answers the stored document while the invoice is payable (open, failed);
+  once it is paid or void (both final) it answers the same document with where it stands
+  (`invoices.settlement`: paid, how and when, nothing due; or void, nothing due), rendered
+  on demand from the same snapshot and the settlement, both immutable by then, so every
+  such render is the same file too (docs/pdf.md, "Paid and void").
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from ..entities.models import BillingEntity
 from ..errors import InvalidState
 from ..extensions import db
 from ..invoices import service as invoices
-from ..invoices.models import DRAFT, Invoice
+from ..invoices.models import DRAFT, PAID, VOID, Invoice
+from ..invoices.settlement import Settlement, settlement_of, was_issued
+from ..payments.models import Transaction
 from . import pdf as renderer
 from .context import PrintSource, load_logo, print_context
 from .models import InvoiceDocument
@@ -52,6 +58,8 @@ MAX_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class StoredPdf:
+    """A PDF as downloaded: the stored document, or a paid or void invoice's render."""
+
     invoice_id: uuid.UUID
     invoice_number: str
     data: bytes
@@ -72,9 +80,27 @@ def pdf_filename(invoice_number: str) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def load_source(invoice: Invoice) -> PrintSource:
+def settlement_for(invoice: Invoice) -> Settlement:
+    """Where the invoice stands (`invoices.settlement.settlement_of`), its settled
+    transaction read only for a paid invoice (one statement)."""
+    transactions: list[Transaction] = []
+    if invoice.state == PAID:
+        transactions = list(
+            db.session.scalars(
+                select(Transaction).where(
+                    Transaction.invoice_id == invoice.id,
+                    Transaction.type == "settle",
+                    Transaction.state == "settled",
+                )
+            )
+        )
+    return settlement_of(invoice, transactions)
+
+
+def load_source(invoice: Invoice, *, as_issued: bool = False) -> PrintSource:
     """The invoice's print source: the stored snapshot once issued; live issuer and
-    customer data for drafts (and for invoices issued before documents existed)."""
+    customer data for drafts (and for invoices issued before documents existed). With
+    where the invoice stands now, unless `as_issued` (the stored document)."""
     snapshot = None
     if invoice.state != DRAFT:
         snapshot = db.session.scalar(
@@ -86,7 +112,8 @@ def load_source(invoice: Invoice) -> PrintSource:
         assert entity is not None and customer is not None
         snapshot = take_snapshot(invoice, entity, customer)
     logo = load_logo(invoice.billing_entity_id)
-    return PrintSource(invoice=invoice, snapshot=snapshot, logo=logo)
+    settlement = None if as_issued else settlement_for(invoice)
+    return PrintSource(invoice=invoice, snapshot=snapshot, logo=logo, settlement=settlement)
 
 
 def print_document(
@@ -134,23 +161,36 @@ def _stored(invoice_id: uuid.UUID) -> tuple[bytes, str] | None:
 
 
 def require_issued(invoice: Invoice) -> Invoice:
-    """The invoice if it has a document (it has left draft); InvalidState for a draft."""
-    if invoice.state == DRAFT:
+    """The invoice if it has a document (it was issued); InvalidState for a draft and for
+    a draft voided before it was finalized (no number, never an invoice)."""
+    if not was_issued(invoice):
         raise InvalidState(DRAFT_MESSAGE, code=DRAFT_CODE_B)
     return invoice
 
 
 def get_pdf(account_id: uuid.UUID, invoice_id: uuid.UUID) -> StoredPdf:
-    """The stored PDF of an issued invoice of this account, rendered and stored first if
-    nobody has yet. NotFound for another account's invoice; InvalidState for a draft."""
+    """The PDF a download of this account's invoice answers (`pdf_of`). NotFound for
+    another account's invoice; InvalidState for one never issued."""
     return pdf_of(require_issued(invoices.get_invoice(account_id, invoice_id)))
 
 
 def pdf_of(invoice: Invoice) -> StoredPdf:
-    """The stored PDF of an issued invoice (the caller scoped and checked it)."""
+    """The PDF a download answers (the caller scoped and checked the invoice): the stored
+    document as issued while it is payable; once paid or void, that document with where
+    it stands, rendered now (deterministic, not stored: the stored one never changes)."""
+    if invoice.state not in (PAID, VOID):
+        return issued_pdf(invoice)
+    source = load_source(invoice)
+    db.session.commit()  # no transaction stays open while WeasyPrint works
+    result = render_pdf(source)
+    return StoredPdf(invoice.id, invoice.invoice_number, result.pdf, result.sha256)
+
+
+def issued_pdf(invoice: Invoice) -> StoredPdf:
+    """The stored PDF of an issued invoice, rendered and stored first if nobody has yet."""
     found = _stored(invoice.id)
     if found is None:
-        source = load_source(invoice)
+        source = load_source(invoice, as_issued=True)
         # No transaction stays open while WeasyPrint works (≈ 0.1 s to seconds).
         db.session.commit()
         result = render_pdf(source)
@@ -257,7 +297,7 @@ def render_claimed(invoice_id: uuid.UUID, report: RenderReport) -> None:
             report.already_stored += 1
             db.session.commit()
             return
-        pdf_of(invoice)
+        issued_pdf(invoice)
         report.rendered += 1
     except Exception as exc:
         db.session.rollback()

@@ -16,6 +16,12 @@ Rules (DOMAIN.md, "Money"):
 - Discount and credit lines are negative lines at the rate of what they reduce, so they
   reduce the base before VAT.
 - Prepaid (wallet) credit is applied after VAT and reduces the amount due, never the VAT.
+- The totals table is in one basis, net (docs/money.md, "Subtotal"): the subtotal is the
+  net of the charge lines alone, the discount is the net that the discount lines take off
+  it and the credit the net that the credit lines take off what is left, each computed
+  per rate by the same rule as the document's net. So `subtotal - discount - credit = net`
+  holds exactly, also when lines are priced incl. VAT (a 100.00 credit incl. 25 % VAT
+  takes 80.00 off the net; the line itself still shows 100.00).
 """
 
 from __future__ import annotations
@@ -50,10 +56,11 @@ class RateTotals:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    # Net before discounts and credits: net + discount + credit. For net-priced documents
-    # this is the sum of the charge lines; it keeps `subtotal - discount - credit = net`.
+    # The net of the charge lines alone (before discounts and credits). For net-priced
+    # lines this is their sum; `subtotal - discount - credit = net` always holds.
     subtotal_minor: int
-    # Positive sums of the discount and credit lines as entered.
+    # Positive: the net the discount lines take off the subtotal, then the net the credit
+    # lines take off what is left. For net-priced lines, their sums as entered.
     discount_minor: int
     credit_minor: int
     net_minor: int
@@ -77,6 +84,18 @@ def _unrounded_vat(amount_minor: int, rate: Decimal, amount_incl_vat: bool) -> D
     return multiply(amount, rate)
 
 
+def _rate_net_and_vat(rate: Decimal, gross_priced: int, net_priced: int) -> tuple[int, int, int]:
+    """(net, VAT, gross) of one rate's lines, from the sums of its gross-priced and
+    net-priced amounts: VAT rounded once, gross-priced amounts kept exactly."""
+    net_vat = multiply(Decimal(net_priced), rate)  # exact
+    # One quotient, correctly rounded to 60 digits: an exact half is a short decimal and
+    # comes out exactly; any other value is too far from one for the digits to matter.
+    gross_vat = divide(multiply(Decimal(gross_priced), rate), add(_ONE, rate))
+    vat = round_half_up(add(gross_vat, net_vat))
+    gross = gross_priced + net_priced + round_half_up(net_vat)
+    return gross - vat, vat, gross
+
+
 def compute_totals(
     lines: Iterable[LineInput],
     *,
@@ -84,51 +103,57 @@ def compute_totals(
     progressive_credit_minor: int = 0,
 ) -> Totals:
     """Totals of a document. Line order never matters; every figure is an exact integer."""
-    # Per rate: [gross-priced amounts, net-priced amounts], whole numbers.
+    # Per rate: gross-priced and net-priced sums of the charge, discount and credit lines
+    # (indexes 0-1, 2-3, 4-5), whole numbers.
     sums: dict[Decimal, list[int]] = {}
     # Rates that are equal as numbers (0.19 and 0.190) are one rate: normalized once per
     # rate, not per line (a fresh Decimal's hash costs more than the rest of a line).
     normalized: dict[Decimal, Decimal] = {}
-    discount = credit = 0
+    reductions = False
     for line in lines:
         if line.rate < 0:
             raise ValueError("VAT rate cannot be negative")
-        amount = line.amount_minor
+        slot = 0 if line.amount_incl_vat else 1
         if line.kind == DISCOUNT:
-            discount -= amount
+            slot += 2
+            reductions = True
         elif line.kind == CREDIT:
-            credit -= amount
+            slot += 4
+            reductions = True
         rate = normalized.get(line.rate)
         if rate is None:
             rate = normalized[line.rate] = line.rate.normalize()
         acc = sums.get(rate)
         if acc is None:
-            acc = sums[rate] = [0, 0]
-        acc[0 if line.amount_incl_vat else 1] += amount
+            acc = sums[rate] = [0, 0, 0, 0, 0, 0]
+        acc[slot] += line.amount_minor
 
     by_rate: list[RateTotals] = []
+    subtotal = before_credits = 0
     for rate in sorted(sums):
-        gross_priced, net_priced = sums[rate]
-        net_vat = multiply(Decimal(net_priced), rate)  # exact
-        # One quotient, correctly rounded to 60 digits: an exact half is a short decimal and
-        # comes out exactly; any other value is too far from one for the digits to matter.
-        gross_vat = divide(multiply(Decimal(gross_priced), rate), add(_ONE, rate))
-        vat = round_half_up(add(gross_vat, net_vat))
-        gross = gross_priced + net_priced + round_half_up(net_vat)
-        by_rate.append(
-            RateTotals(rate=rate, net_minor=gross - vat, vat_minor=vat, gross_minor=gross)
+        charge_g, charge_n, discount_g, discount_n, credit_g, credit_n = sums[rate]
+        net, vat, gross = _rate_net_and_vat(
+            rate, charge_g + discount_g + credit_g, charge_n + discount_n + credit_n
         )
+        by_rate.append(RateTotals(rate=rate, net_minor=net, vat_minor=vat, gross_minor=gross))
+        if reductions:
+            subtotal += _rate_net_and_vat(rate, charge_g, charge_n)[0]
+            before_credits += _rate_net_and_vat(rate, charge_g + discount_g, charge_n + discount_n)[
+                0
+            ]
 
     net = sum(r.net_minor for r in by_rate)
     vat = sum(r.vat_minor for r in by_rate)
+    if not reductions:
+        subtotal = before_credits = net
     gross = net + vat - progressive_credit_minor
     if prepaid_available_minor < 0:
         raise ValueError("prepaid credit cannot be negative")
     prepaid = max(0, min(prepaid_available_minor, gross))
     return Totals(
-        subtotal_minor=net + discount + credit,
-        discount_minor=discount,
-        credit_minor=credit,
+        subtotal_minor=subtotal,
+        discount_minor=subtotal - before_credits,
+        credit_minor=before_credits - net,
         net_minor=net,
         vat_minor=vat,
         gross_minor=gross,
