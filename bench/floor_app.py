@@ -14,7 +14,7 @@ POST /floor/invoices (body as POST /v1/invoices/one_off), then:
     customer's, else the account's default) in one read; the tax rates that may price it
     (organisation-wide, the customer's, the entity's) in one read; the lines priced at the
     rate that applies (customer's, else entity's, else organisation-wide, else the
-    account's default VAT); INSERT the invoice, INSERT its lines (one multi-row VALUES);
+    account's default VAT); INSERT the invoice, INSERT its lines (one executemany);
     append the audit record (below).
 
 POST /floor/invoices/<id>/finalize, then:
@@ -357,7 +357,7 @@ def create_invoice(conn: sa.Connection, key: sa.Row[Any], body: dict[str, Any]) 
         "updated_at": stamp,
     }
     conn.execute(sa.insert(INVOICES), invoice)
-    conn.execute(sa.insert(LINES).values(lines))
+    conn.execute(sa.insert(LINES), lines)  # one cached statement, the rows as a batch
     after = {
         "state": "draft",
         "number": None,

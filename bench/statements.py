@@ -7,12 +7,13 @@
 bench/oneoff.py runs this once per server it measures (the current code, the code before,
 the floor), each with its own PYTHONPATH, so every contender is counted the same way.
 Counted at the driver, below anything an app may do with SQLAlchemy: on SQLite every
-statement the library runs (`sqlite3` trace callback), on PostgreSQL every execute /
-executemany call on a psycopg cursor (one round trip each). Transaction control (BEGIN,
-COMMIT, ROLLBACK, SAVEPOINT, RELEASE) and PRAGMAs are not counted. After one warm-up
-request of each kind, `-n` creates and then `-n` finalizes (of the drafts `--ids` names;
-it needs n + 1) are counted. Prints one JSON object: statements per request of each kind,
-and how many answers were 2xx (the numbers and records they took count in the checks).
+statement the library runs (`sqlite3` trace callback; a statement it reports again for each
+trigger fired is counted once), on PostgreSQL every execute / executemany call on a psycopg
+cursor (one round trip each). Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT,
+RELEASE) and PRAGMAs are not counted. After one warm-up request of each kind, `-n` creates
+and then `-n` finalizes (of the drafts `--ids` names; it needs n + 1) are counted. Prints
+one JSON object: statements per request of each kind, and how many answers were 2xx (the
+numbers and records they took count in the checks).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.pool import Pool
 
 NOT_COUNTED = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "END")
 counted = [0]
+seen: list[str] = []  # the statements counted, for --list
 
 
 def count(sql: str | bytes | None) -> None:
@@ -36,6 +38,7 @@ def count(sql: str | bytes | None) -> None:
     head = text.lstrip().split(None, 1)[0].upper() if text.strip() else ""
     if head and not head.startswith("--") and head not in NOT_COUNTED:
         counted[0] += 1
+        seen.append(" ".join(text.split())[:160])
 
 
 class CountingCursor(psycopg.Cursor[Any]):
@@ -48,12 +51,23 @@ class CountingCursor(psycopg.Cursor[Any]):
         return super().executemany(query, *args, **kwargs)
 
 
+def count_sqlite(sql: str) -> None:
+    """The trace callback reports a statement again for each trigger it fires, with the
+    same (expanded) text: count a text repeated back to back once."""
+    if sql != last_sqlite[0]:
+        count(sql)
+    last_sqlite[0] = sql
+
+
+last_sqlite = [""]
+
+
 @event.listens_for(Pool, "connect")
 def _count_on(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, psycopg.Connection):
         dbapi_connection.cursor_factory = CountingCursor
     elif hasattr(dbapi_connection, "set_trace_callback"):
-        dbapi_connection.set_trace_callback(count)
+        dbapi_connection.set_trace_callback(count_sqlite)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--finalize-path", required=True, help="with {id}")
     p.add_argument("--ids", required=True, help="comma-separated drafts to finalize (n + 1)")
     p.add_argument("-n", type=int, default=20)
+    p.add_argument("--list", action="store_true", help="the statements of one of each, to stderr")
     args = p.parse_args(argv)
     module, factory = args.app.split(":")
     app = getattr(importlib.import_module(module), factory)()
@@ -79,11 +94,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(kind: str, send: Any, times: int) -> float:
         before = counted[0]
+        seen.clear()
         for i in range(times):
             response = send(i)
             if not 200 <= response.status_code < 300:
                 sys.exit(f"{kind} answered {response.status_code}: {response.get_data(True)}")
             answers[kind] += 1
+            if args.list and i == 0:
+                print(f"-- one {kind}:", *seen, sep="\n", file=sys.stderr)
         return (counted[0] - before) / times
 
     def create(_: int) -> Any:
