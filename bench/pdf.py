@@ -269,6 +269,11 @@ def bench_finalize(env: dict[str, Any], count: int = 600) -> dict[str, Any]:
     """Finalize with and without recording the due document, alternating in blocks."""
     from billing_app.invoices import service as invoices
 
+    if not hasattr(invoices, "record_due"):
+        # Finalize calls documents.snapshot.record_due through invoices.service's name for
+        # it; without that name there is no step to switch off here.
+        log("finalize: invoices.service does not call record_due by that name: SKIPPED")
+        return {"skipped": "invoices.service.record_due not found"}
     aid = env["account_id"]
     customer_id = env["de"].id
     drafts = [
