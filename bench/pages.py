@@ -218,7 +218,7 @@ def _deep_cursor(account_id: Any, states: tuple[str, ...], offset: int) -> str:
 
     from billing_app.customers.models import Customer
     from billing_app.extensions import db
-    from billing_app.invoices import service as inv_service
+    from billing_app.invoices import queries as invoice_queries
     from billing_app.invoices.models import Invoice
 
     stmt = (
@@ -245,19 +245,19 @@ def _deep_cursor(account_id: Any, states: tuple[str, ...], offset: int) -> str:
     row = db.session.execute(
         stmt.order_by(Invoice.created_at.desc(), Invoice.id.desc()).offset(offset).limit(1)
     ).one()
-    return inv_service._encode_cursor("created", inv_service.InvoiceListRow(*row))
+    return invoice_queries.encode_cursor("created", invoice_queries.InvoiceListRow(*row))
 
 
 # ---------------------------------------------------------------- server and HTTP
 
 
-@contextmanager
 def no_control_socket() -> list[str]:
     from bench.oneoff import no_control_socket as flags
 
     return flags()
 
 
+@contextmanager
 def gunicorn(url: str, workdir: Path) -> Any:
     port = free_port()
     env = {
@@ -454,7 +454,7 @@ def run(
 def statement_counts(url: str, ids: dict[str, Any]) -> dict[str, Any]:
     """SQL statements per page, in-process: the list at 10 and 50 rows, the detail of a
     1-line and the 50-line invoice. Constant in the rows shown is the requirement."""
-    from sqlalchemy import Engine, event, select
+    from sqlalchemy import event, select
 
     from billing_app import create_app
     from billing_app.extensions import db
@@ -470,6 +470,7 @@ def statement_counts(url: str, ids: dict[str, Any]) -> dict[str, Any]:
         one_line = db.session.scalars(
             select(Invoice.id).where(Invoice.state == "paid").limit(1)
         ).one()
+        engines = {db.engine}
     counts: dict[str, int] = {}
 
     def count(path: str, name: str) -> None:
@@ -478,12 +479,13 @@ def statement_counts(url: str, ids: dict[str, Any]) -> dict[str, Any]:
         def _c(*_: Any) -> None:
             n["n"] += 1
 
-        # Every engine the app may read through (the Engine class: all of them).
-        event.listen(Engine, "before_cursor_execute", _c)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", _c)
         try:
             assert client.get(path).status_code == 200, path
         finally:
-            event.remove(Engine, "before_cursor_execute", _c)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", _c)
         counts[name] = n["n"]
 
     if hasattr(routes, "PAGE_SIZE"):
