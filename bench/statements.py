@@ -7,8 +7,8 @@
 bench/oneoff.py runs this once per server it measures (the current code, the code before,
 the floor), each with its own PYTHONPATH, so every contender is counted the same way.
 Counted at the driver, below anything an app may do with SQLAlchemy: on SQLite every
-statement the library runs (`sqlite3` trace callback; a statement it reports again for each
-trigger fired is counted once), on PostgreSQL every execute / executemany call on a psycopg
+statement the app runs (`sqlite3` trace callback, without what SQLite runs on its own for
+triggers and FTS5 tables), on PostgreSQL every execute / executemany call on a psycopg
 cursor (one round trip each). Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT,
 RELEASE) and PRAGMAs are not counted. After one warm-up request of each kind, `-n` creates
 and then `-n` finalizes (of the drafts `--ids` names; it needs n + 1) are counted. Prints
@@ -52,8 +52,12 @@ class CountingCursor(psycopg.Cursor[Any]):
 
 
 def count_sqlite(sql: str) -> None:
-    """The trace callback reports a statement again for each trigger it fires, with the
-    same (expanded) text: count a text repeated back to back once."""
+    """The trace callback also reports what SQLite runs on its own: a trigger's statements
+    ("-- …"), FTS5's reads and writes of its shadow tables (`'main'.'…'`), and the
+    statement that fired a trigger again after each one. Those are not the app's: count
+    the app's statements once each."""
+    if sql.lstrip().startswith("--") or "'main'." in sql:
+        return
     if sql != last_sqlite[0]:
         count(sql)
     last_sqlite[0] = sql
