@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pdf.py [--rounds N] [--export-invoices 500] [--no-export]
                                   [--json PATH] [--screenshots DIR] [--database-url URL]
+                                  [--smoke]
 
 On a fresh SQLite database (or an empty PostgreSQL one given by --database-url), migrated
 like production, with an issuer that has a logo:
@@ -268,6 +269,11 @@ def bench_finalize(env: dict[str, Any], count: int = 600) -> dict[str, Any]:
     """Finalize with and without recording the due document, alternating in blocks."""
     from billing_app.invoices import service as invoices
 
+    if not hasattr(invoices, "record_due"):
+        # Finalize calls documents.snapshot.record_due through invoices.service's name for
+        # it; without that name there is no step to switch off here.
+        log("finalize: invoices.service does not call record_due by that name: SKIPPED")
+        return {"skipped": "invoices.service.record_due not found"}
     aid = env["account_id"]
     customer_id = env["de"].id
     drafts = [
@@ -431,7 +437,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--screenshots", type=Path, default=None)
     parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database")
+    parser.add_argument(
+        "--smoke", action="store_true",
+        help="end to end in seconds with tiny sizes (CI): 2 rounds, 6 exported, 20 finalized",
+    )  # fmt: skip
     args = parser.parse_args()
+    finalize_count = 600
+    if args.smoke:
+        args.rounds, args.export_invoices, finalize_count = 2, 6, 20
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pdf-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
@@ -443,7 +456,7 @@ def main() -> int:
         results["render"] = bench_render(env, args.rounds, tmp)
         if not args.no_export:
             results["export"] = bench_export(env, url, args.export_invoices, tmp)
-        results["finalize"] = bench_finalize(env)
+        results["finalize"] = bench_finalize(env, finalize_count)
         ok = all(r["overhead"] <= RENDER_TARGET for r in results["render"].values())
         if "export" in results:
             ok = ok and results["export"]["speedup"] >= SCALE_TARGET

@@ -1,6 +1,7 @@
 """On-demand subscription invoices over HTTP, against the one-off create in the same run.
 
     .venv/bin/python bench/subscription_invoice.py [--seconds N] [--db sqlite|postgres|both]
+    .venv/bin/python bench/subscription_invoice.py --smoke      # seconds, tiny sizes: CI's
 
 For each database (a fresh SQLite file, a fresh PostgreSQL database `bench_sub`), migrated
 with `flask --app billing_app db upgrade`, this makes an account, a dialect B catalogue
@@ -884,6 +885,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--verbose", action="store_true", help="also the statements of one request")
     args = p.parse_args(argv)
     check_load_args(p, args)
+    if args.smoke:
+        args.max_rate, args.count_requests = 20.0, 2
     if not args.pg_db.startswith("bench_sub"):
         p.error("--pg-db must start with bench_sub")
     return args
