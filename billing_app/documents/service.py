@@ -30,7 +30,7 @@ from sqlalchemy.orm import selectinload
 from ..customers.models import Customer
 from ..db import is_sqlite, utcnow, write_transaction
 from ..entities.models import BillingEntity
-from ..errors import InvalidState
+from ..errors import INVOICE_WRONG_STATE, InvalidState
 from ..extensions import db
 from ..invoices import service as invoices
 from ..invoices.models import DRAFT, Invoice
@@ -42,8 +42,6 @@ from .snapshot import take_snapshot
 log = logging.getLogger(__name__)
 
 DRAFT_MESSAGE = "Invoice must be finalized or paid to generate PDF"
-# Dialect B's "Invoice wrong state".
-DRAFT_CODE_B = 82
 DUE, STORED = "due", "stored"
 # A row whose render failed this often is left to downloads (which still try) and
 # reported by the worker instead of being retried forever.
@@ -136,7 +134,7 @@ def _stored(invoice_id: uuid.UUID) -> tuple[bytes, str] | None:
 def require_issued(invoice: Invoice) -> Invoice:
     """The invoice if it has a document (it has left draft); InvalidState for a draft."""
     if invoice.state == DRAFT:
-        raise InvalidState(DRAFT_MESSAGE, code=DRAFT_CODE_B)
+        raise InvalidState(DRAFT_MESSAGE, reason=INVOICE_WRONG_STATE)
     return invoice
 
 

@@ -3,7 +3,7 @@
 Settling is two-phase so that no database lock is held while a gateway is called:
 1. claim: in a write transaction, check the invoice can be settled and insert a
    `processing` transaction (a partial unique index allows one in flight per invoice, so
-   a concurrent settle is refused with code 80);
+   a concurrent settle is refused: CHARGE_IN_PROGRESS);
 2. charge the gateway, outside any transaction;
 3. record: in a write transaction, mark the transaction settled or failed and move the
    invoice. Another partial unique index allows one settled settlement per invoice.
@@ -24,7 +24,15 @@ from ..accounts.models import Account
 from ..audit import service as audit
 from ..customers.models import Customer
 from ..db import utcnow, write_transaction
-from ..errors import InvalidState, NotFound
+from ..errors import (
+    ALREADY_CANCELLED,
+    ALREADY_SETTLED,
+    CHARGE_DECLINED,
+    CHARGE_IN_PROGRESS,
+    INVOICE_WRONG_STATE,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
 from ..invoices.models import FAILED, OPEN, PAID, VOID, Invoice
 from ..subscriptions.models import ON_HOLD, Subscription
@@ -163,11 +171,13 @@ def has_processing(invoice_id: uuid.UUID) -> bool:
 
 def _check_settleable(invoice: Invoice) -> None:
     if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", code=79)
+        raise InvalidState("Invoice already settled", reason=ALREADY_SETTLED)
     if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", code=29)
+        raise InvalidState("Invoice already cancelled", reason=ALREADY_CANCELLED)
     if invoice.state not in (OPEN, FAILED):
-        raise InvalidState(f"Invoice cannot be settled in state {invoice.state}", code=82)
+        raise InvalidState(
+            f"Invoice cannot be settled in state {invoice.state}", reason=INVOICE_WRONG_STATE
+        )
 
 
 def _mark_paid(invoice: Invoice, now: datetime) -> None:
@@ -182,7 +192,7 @@ def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
     """Phase 1, inside the caller's write transaction: a `processing` transaction."""
     _check_settleable(invoice)
     if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", code=80)
+        raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
     tx = Transaction(
         account_id=invoice.account_id,
         invoice_id=invoice.id,
@@ -199,7 +209,9 @@ def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
         db.session.flush()
     except IntegrityError:
         # Another request claimed this invoice a moment ago (PostgreSQL).
-        raise InvalidState("Invoice has processing transactions", code=80) from None
+        raise InvalidState(
+            "Invoice has processing transactions", reason=CHARGE_IN_PROGRESS
+        ) from None
     return tx
 
 
@@ -286,8 +298,9 @@ def _schedule_retry(invoice: Invoice, now: datetime, retry_days: tuple[int, ...]
 
 
 def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method: str) -> Invoice:
-    """Settle now with a method (`"auto"` = newest active). A decline answers code 77 and
-    leaves the failed transaction on record; the invoice stays as it was."""
+    """Settle now with a method (`"auto"` = newest active). A decline is refused
+    (CHARGE_DECLINED) and leaves the failed transaction on record; the invoice stays as
+    it was."""
     with write_transaction():
         invoice = db.session.scalars(
             select(Invoice)
@@ -301,7 +314,7 @@ def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method:
         tx_id = tx.id
     outcome = charge_and_record(account_id, tx_id, instant=False, dunning=False)
     if not outcome.approved:
-        raise InvalidState(f"Transaction declined: {outcome.error}", code=77)
+        raise InvalidState(f"Transaction declined: {outcome.error}", reason=CHARGE_DECLINED)
     invoice = db.session.get(Invoice, invoice_id)
     assert invoice is not None
     return invoice
@@ -417,9 +430,9 @@ def cancel_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
     if invoice is None:
         raise NotFound("Invoice")
     if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", code=79)
+        raise InvalidState("Invoice already settled", reason=ALREADY_SETTLED)
     if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", code=29)
+        raise InvalidState("Invoice already cancelled", reason=ALREADY_CANCELLED)
     if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", code=80)
+        raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
     return void_invoice(account_id, invoice_id)

@@ -65,7 +65,17 @@ from ..db import (
 )
 from ..documents.snapshot import due_write
 from ..entities.models import BillingEntity
-from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
+from ..errors import (
+    NO_PAYMENT_METHOD,
+    NOTHING_TO_INVOICE,
+    SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_ON_HOLD,
+    Duplicate,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
 from ..invoices import calc
 from ..invoices.models import DRAFT, PAID, SUBSCRIPTION, Invoice
@@ -497,11 +507,11 @@ def _checked_context(
 
 def _check_invoiceable(state: str, is_cancelled: bool) -> None:
     if state == EXPIRED:
-        raise InvalidState("Subscription expired", code=13)
+        raise InvalidState("Subscription expired", reason=SUBSCRIPTION_EXPIRED)
     if state == ON_HOLD:
-        raise InvalidState("Subscription on hold", code=95)
+        raise InvalidState("Subscription on hold", reason=SUBSCRIPTION_ON_HOLD)
     if is_cancelled:
-        raise InvalidState("Subscription cancelled", code=22)
+        raise InvalidState("Subscription cancelled", reason=SUBSCRIPTION_CANCELLED)
 
 
 def _plan_drafts(add_ons: list[Any], ctx: Any, req: OnDemandRequest) -> list[LineDraft]:
@@ -803,7 +813,9 @@ def _assemble(conn: Any, account_id: uuid.UUID, ctx: Any, req: OnDemandRequest) 
         today_local = now.astimezone(ZoneInfo(ctx.a_timezone)).date()
         lines += _credit_lines(children["credit"], out, lines, today_local)
     if not lines:
-        raise InvalidState("The request results in an invoice with no order lines", code=54)
+        raise InvalidState(
+            "The request results in an invoice with no order lines", reason=NOTHING_TO_INVOICE
+        )
     for position, line in enumerate(lines):
         line.position = position
         line.invoice_id = out.invoice_id
@@ -1157,7 +1169,7 @@ def create_subscription_invoice(
                 return _create(conn, account_id, subscription_handle, req, lock_first=lock_first)
             except _Changed:
                 continue
-    raise InvalidState("The subscription changed while invoicing it; try again", code=1)
+    raise InvalidState("The subscription changed while invoicing it; try again")
 
 
 def _create(
@@ -1197,16 +1209,16 @@ def _create_with_payment(account_id: uuid.UUID, handle: str, req: OnDemandReques
         method: PaymentMethod | None = None
         if req.settle_requested:
             if not req.settle_payment_method:
-                raise InvalidState("Payment method not provided", code=76)
+                raise InvalidState("Payment method not provided", reason=NO_PAYMENT_METHOD)
             method = payments.resolve_payment_method(
                 account_id, ctx.c_id, req.settle_payment_method
             )
         elif req.instant and req.manual_transfer is None:
             if ctx.s_payment_method_id is None:
-                raise InvalidState("Payment method not provided", code=76)
+                raise InvalidState("Payment method not provided", reason=NO_PAYMENT_METHOD)
             method = db.session.get(PaymentMethod, ctx.s_payment_method_id)
             if method is None or method.state != "active":
-                raise InvalidState("Payment method not provided", code=76)
+                raise InvalidState("Payment method not provided", reason=NO_PAYMENT_METHOD)
         out = _assemble(conn, account_id, ctx, req)
         record = _store(conn, account_id, out, req)
         invoice = db.session.get(Invoice, record.id)

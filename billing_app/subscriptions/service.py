@@ -4,13 +4,13 @@ changes, the payment method, additional costs, credits and usage events.
 Every function takes the account id and plain values (handles, not ids: the handle is how
 both the API and the pages name these objects), owns its write transaction and raises
 domain errors: NotFound for anything unknown in this account (another account's objects
-included), Duplicate for a handle already taken, InvalidState with the dialect B code for
-an action the object's state forbids, InvalidInput naming the field. Every create and
+included), Duplicate for a handle already taken, InvalidState with its reason for an
+action the object's state forbids, InvalidInput naming the field. Every create and
 every state change writes an audit record.
 
 State machine: `active -> on_hold -> active` (reactivate), any but `expired -> expired`;
 `is_cancelled` is a flag (Reepay: a cancelled subscription runs to its period end). An
-expired subscription takes nothing new (code 13).
+expired subscription takes nothing new.
 """
 
 from __future__ import annotations
@@ -33,7 +33,21 @@ from ..catalog import service as catalog
 from ..catalog.models import Coupon, Discount, Metric, Plan
 from ..customers.models import Customer
 from ..db import new_uuid, utcnow, write_transaction
-from ..errors import InvalidInput, InvalidState, NotFound
+from ..errors import (
+    ADD_ON_ALREADY_ADDED,
+    ADD_ON_NOT_ELIGIBLE,
+    ADD_ON_QUANTITY_NOT_ALLOWED,
+    COST_NOT_PENDING,
+    COUPON_ALREADY_USED,
+    CREDIT_NOT_PENDING,
+    SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_NOT_ON_HOLD,
+    SUBSCRIPTION_ON_HOLD,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
 from ..money import decimal_places
 from ..payments import service as payments
@@ -78,7 +92,7 @@ def lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
 
 def _not_expired(sub: Subscription) -> None:
     if sub.state == EXPIRED:
-        raise InvalidState("Subscription expired", code=13)
+        raise InvalidState("Subscription expired", reason=SUBSCRIPTION_EXPIRED)
 
 
 def _account(account_id: uuid.UUID) -> Account:
@@ -183,17 +197,18 @@ def _subscription_add_ons(
         if not catalog.add_on_fits_plan(add_on, plan):
             raise InvalidState(
                 f"add_ons[{i}]: add-on {add_on.handle!r} is not eligible for plan {plan.handle!r}",
-                code=116,
+                reason=ADD_ON_NOT_ELIGIBLE,
             )
         if add_on.type == "on_off" and choice.quantity not in (None, 1):
             raise InvalidState(
-                f"add_ons[{i}].quantity: quantity is only for quantity add-ons", code=115
+                f"add_ons[{i}].quantity: quantity is only for quantity add-ons",
+                reason=ADD_ON_QUANTITY_NOT_ALLOWED,
             )
         handle = choice.handle or add_on.handle
         if handle in seen:
             raise InvalidState(
                 f"add_ons[{i}].handle: {handle!r} is already added to this subscription",
-                code=114,
+                reason=ADD_ON_ALREADY_ADDED,
             )
         seen.add(handle)
         out.append(
@@ -307,7 +322,7 @@ def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.state == ON_HOLD:
-            raise InvalidState("Subscription on hold", code=95)
+            raise InvalidState("Subscription on hold", reason=SUBSCRIPTION_ON_HOLD)
         _transition(
             account_id,
             sub,
@@ -322,7 +337,7 @@ def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         if sub.state != ON_HOLD:
-            raise InvalidState("Subscription not on hold", code=97)
+            raise InvalidState("Subscription not on hold", reason=SUBSCRIPTION_NOT_ON_HOLD)
         _transition(
             account_id,
             sub,
@@ -343,7 +358,7 @@ def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.is_cancelled:
-            raise InvalidState("Subscription cancelled", code=22)
+            raise InvalidState("Subscription cancelled", reason=SUBSCRIPTION_CANCELLED)
         _transition(
             account_id, sub, "cancelled", {"is_cancelled": True, "cancelled_date": utcnow()}
         )
@@ -472,7 +487,9 @@ def add_discount(
                 )
             )
             if used:
-                raise InvalidState("Coupon already used by this customer", code=87)
+                raise InvalidState(
+                    "Coupon already used by this customer", reason=COUPON_ALREADY_USED
+                )
             found = db.session.get(Discount, coupon_row.discount_id)
             assert found is not None
             discount_row = found
@@ -589,7 +606,9 @@ def cancel_additional_cost(account_id: uuid.UUID, handle: str) -> AdditionalCost
         if cost is None:
             raise NotFound("Additional cost")
         if cost.state != PENDING:
-            raise InvalidState(f"Additional cost is {cost.state}, not pending", code=25)
+            raise InvalidState(
+                f"Additional cost is {cost.state}, not pending", reason=COST_NOT_PENDING
+            )
         cost.state = CANCELLED
         db.session.flush()
         audit.record(
@@ -662,7 +681,9 @@ def cancel_credit(account_id: uuid.UUID, handle: str) -> Credit:
         if credit is None:
             raise NotFound("Credit")
         if credit.state != PENDING or credit.pending_amount != credit.amount:
-            raise InvalidState("Credit is not pending (or partly consumed)", code=28)
+            raise InvalidState(
+                "Credit is not pending (or partly consumed)", reason=CREDIT_NOT_PENDING
+            )
         credit.state = CANCELLED
         db.session.flush()
         audit.record(
@@ -707,7 +728,7 @@ class NewUsage:
 
 def record_usage(account_id: uuid.UUID, req: NewUsage) -> UsageEvent:
     """One usage event. A `transaction_id` already recorded in the account is a Duplicate
-    (code 11) and stores nothing, so a client can retry safely."""
+    and stores nothing, so a client can retry safely."""
     if req.value < 0:
         raise InvalidInput(("value",), "value must not be negative")
     if decimal_places(req.value) > 6:

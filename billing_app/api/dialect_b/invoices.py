@@ -415,11 +415,11 @@ def get_metadata(ref: str) -> dict[str, Any]:
 )
 def settle(ref: str, body: s.InvoiceSettle) -> dict[str, Any]:
     """Settle now with a payment method (`"auto"`: the customer's newest active one)."""
-    from ...errors import InvalidState
+    from ...errors import NO_PAYMENT_METHOD, InvalidState
 
     inv = find_invoice(ref)
     if not body.payment_method:
-        raise InvalidState("Payment method not provided", code=76)
+        raise InvalidState("Payment method not provided", reason=NO_PAYMENT_METHOD)
     payments.settle_invoice(_account().id, inv.id, body.payment_method)
     return one(invoices.get_invoice(_account().id, inv.id))
 
