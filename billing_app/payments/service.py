@@ -122,6 +122,15 @@ def resolve_payment_method(
     return method
 
 
+def subscription_payment_method(sub: Subscription) -> PaymentMethod | None:
+    """The card a subscription is charged with (instant invoices, automatic collection):
+    its payment method if it is still active, else None."""
+    if sub.payment_method_id is None:
+        return None
+    method = db.session.get(PaymentMethod, sub.payment_method_id)
+    return method if method is not None and method.state == "active" else None
+
+
 # ---------------------------------------------------------------- settlement
 
 
@@ -372,8 +381,8 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
         if has_processing(invoice.id):
             return _Claim(invoice.id, invoice.account_id, None)
         sub = db.session.get(Subscription, invoice.subscription_id)
-        method = db.session.get(PaymentMethod, sub.payment_method_id) if sub else None
-        if method is None or method.state != "active":
+        method = subscription_payment_method(sub) if sub is not None else None
+        if method is None:
             # Nothing to charge with: leave it for a person (or a new method) and move on.
             invoice.next_collect_at = None
             audit.record(

@@ -95,6 +95,15 @@ def _not_expired(sub: Subscription) -> None:
         raise InvalidState("Subscription expired", reason=SUBSCRIPTION_EXPIRED)
 
 
+def check_invoiceable(sub: Subscription) -> None:
+    """An on-demand invoice is refused for an expired, on-hold or cancelled subscription."""
+    _not_expired(sub)
+    if sub.state == ON_HOLD:
+        raise InvalidState("Subscription on hold", reason=SUBSCRIPTION_ON_HOLD)
+    if sub.is_cancelled:
+        raise InvalidState("Subscription cancelled", reason=SUBSCRIPTION_CANCELLED)
+
+
 def _account(account_id: uuid.UUID) -> Account:
     account = db.session.get(Account, account_id)
     if account is None:
@@ -228,7 +237,8 @@ def create_subscription(account_id: uuid.UUID, req: NewSubscription) -> Subscrip
 
     Errors: unknown customer / plan / add-on / payment method (NotFound; a payment method
     of another customer is unknown too), a taken handle (Duplicate), an add-on not eligible
-    for the plan (116), a quantity on an on/off add-on (115), one add-on handle twice (114).
+    for the plan, a quantity on an on/off add-on, one add-on handle twice (InvalidState,
+    ADD_ON_NOT_ELIGIBLE, ADD_ON_QUANTITY_NOT_ALLOWED, ADD_ON_ALREADY_ADDED).
     """
     now = utcnow()
     with write_transaction():
@@ -317,7 +327,7 @@ def _transition(
 
 
 def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
-    """active -> on_hold. Expired: 13; already on hold: 95."""
+    """active -> on_hold; refused when expired or already on hold."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
@@ -333,7 +343,7 @@ def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
-    """on_hold -> active; from any other state 97."""
+    """on_hold -> active; refused from any other state."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         if sub.state != ON_HOLD:
@@ -353,7 +363,7 @@ def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
-    """Sets `is_cancelled` (the state stays). Expired: 13; already cancelled: 22."""
+    """Sets `is_cancelled` (the state stays); refused when expired or already cancelled."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
@@ -366,7 +376,7 @@ def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def expire(account_id: uuid.UUID, handle: str) -> Subscription:
-    """Any state -> expired, for good. Already expired: 13."""
+    """Any state -> expired, for good; refused when already expired."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
@@ -453,10 +463,10 @@ def add_discount(
 ) -> SubscriptionDiscount:
     """Attach a discount (by handle) or redeem a coupon (by code) on a subscription.
 
-    A coupon must be active and below `max_redemptions`, else "not found or not eligible"
-    (86); it is redeemed once per customer (87 the second time). Its redemption count rises
-    under a row lock, so parallel redemptions never exceed the maximum. `handle` is unique
-    per subscription and defaults to the discount's handle.
+    A coupon must be active and below `max_redemptions`, else it is not found
+    (NotFound); it is redeemed once per customer (COUPON_ALREADY_USED the second time).
+    Its redemption count rises under a row lock, so parallel redemptions never exceed the
+    maximum. `handle` is unique per subscription and defaults to the discount's handle.
     """
     if (discount is None) == (coupon is None):
         raise InvalidInput(("discount",), "Give either discount (a handle) or coupon (a code)")
@@ -550,7 +560,7 @@ def subscription_discount_refs(
 
 def create_additional_cost(account_id: uuid.UUID, data: dict[str, Any]) -> AdditionalCost:
     """A one-time charge waiting (`pending`) on a subscription until an invoice collects
-    it. The handle is unique in the account. Expired subscription: 13."""
+    it. The handle is unique in the account; refused on an expired subscription."""
     data = dict(data)
     subscription_handle = data.pop("subscription")
     vat = data.get("vat")
@@ -596,7 +606,7 @@ def list_additional_costs(
 
 
 def cancel_additional_cost(account_id: uuid.UUID, handle: str) -> AdditionalCost:
-    """pending -> cancelled; from any other state 25."""
+    """pending -> cancelled; refused from any other state."""
     with write_transaction():
         cost = db.session.scalars(
             select(AdditionalCost)
@@ -671,7 +681,7 @@ def list_credits(
 
 def cancel_credit(account_id: uuid.UUID, handle: str) -> Credit:
     """pending and untouched -> cancelled; a credit an invoice consumed (even partly) is
-    not pending any more for this purpose: 28."""
+    not pending any more for this purpose (CREDIT_NOT_PENDING)."""
     with write_transaction():
         credit = db.session.scalars(
             select(Credit)
