@@ -3,8 +3,8 @@
 The invoice's own columns (number, dates, lines, totals, addresses of subscription
 invoices) never change once it is open; the billing entity and the customer may. So that
 the PDF is the document as issued, however late it is rendered, `record_due` stores a
-snapshot of the printed fields of both next to the invoice, in the finalize transaction.
-It costs one row and no query (issuer and customer are already loaded by finalize): no
+snapshot of the printed fields of both next to the invoice, in the issuing transaction.
+It costs one row and no query (issuer and customer are already loaded by then): no
 rendering happens here. The logo is not copied (up to 512 KB per invoice): the document
 prints the issuer's logo as stored when it is first rendered (docs/pdf.md).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import insert
 
 from ..customers.models import Customer
 from ..entities.models import BillingEntity
@@ -110,42 +110,39 @@ def take_snapshot(invoice: Invoice, entity: BillingEntity, customer: Customer) -
     }
 
 
-def record_due(
-    invoice: Invoice, entity: BillingEntity, customer: Customer, conn: Any = None
-) -> None:
-    """Inside the finalize transaction: note that this invoice's PDF is due, with the
-    snapshot it will be printed from. Cheap by design (the finalize benchmark): one Core
-    insert on the transaction's connection."""
-    statement, params = due_write(invoice, entity, customer)
-    (conn or db.session.connection()).execute(statement, params)
+def record_due(invoice: Invoice, entity: BillingEntity, customer: Customer) -> InvoiceDocument:
+    """Inside the issuing transaction: note that this invoice's PDF is due, with the
+    snapshot it will be printed from (`take_snapshot`). The invoice must be in the session;
+    a new one is flushed first, so its row exists before the document's."""
+    assert invoice.id is not None and invoice.issued_at is not None
+    if invoice in db.session.new:
+        db.session.flush()
+    document = InvoiceDocument(
+        invoice_id=invoice.id,
+        account_id=invoice.account_id,
+        state="due",
+        snapshot=take_snapshot(invoice, entity, customer),
+        created_at=invoice.issued_at,
+        attempts=0,
+    )
+    db.session.add(document)
+    return document
 
 
+# kept for subscriptions/invoicing.py until it is ported
 def due_write(
     invoice: Invoice,
     entity: BillingEntity,
     customer: Customer,
     snapshot: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """`record_due` as (statement, parameters), for `audit.record(with_writes=...)`: on
-    PostgreSQL it then costs no round trip of its own. `snapshot`: `take_snapshot`'s, if
-    the caller took it already."""
+    """`record_due` as a Core (statement, parameters) pair."""
     assert invoice.id is not None
-    return _INSERT_DUE, {
-        "wd_invoice_id": invoice.id,
-        "wd_account_id": invoice.account_id,
-        "wd_snapshot": take_snapshot(invoice, entity, customer) if snapshot is None else snapshot,
-        "wd_created_at": invoice.issued_at,
+    return insert(InvoiceDocument.__table__), {
+        "invoice_id": invoice.id,
+        "account_id": invoice.account_id,
+        "state": "due",
+        "snapshot": take_snapshot(invoice, entity, customer) if snapshot is None else snapshot,
+        "created_at": invoice.issued_at,
+        "attempts": 0,
     }
-
-
-_DOCUMENTS = InvoiceDocument.__table__
-# Named parameters (prefixed: see audit.record) and every column the row needs spelled
-# out, so the statement is the same whether it runs alone or inside another one.
-_INSERT_DUE = insert(_DOCUMENTS).values(
-    invoice_id=bindparam("wd_invoice_id", type_=_DOCUMENTS.c.invoice_id.type),
-    account_id=bindparam("wd_account_id", type_=_DOCUMENTS.c.account_id.type),
-    state="due",
-    snapshot=bindparam("wd_snapshot", type_=_DOCUMENTS.c.snapshot.type),
-    created_at=bindparam("wd_created_at", type_=_DOCUMENTS.c.created_at.type),
-    attempts=0,
-)

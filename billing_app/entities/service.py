@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -19,115 +14,15 @@ from ..db import utcnow, write_transaction
 from ..errors import Duplicate, InUse, InvalidInput, NotFound
 from ..extensions import db
 from ..invoices.models import Invoice
+from ..invoices.numbering import validate_number_pattern
 from ..querying import apply_changes, get_scoped, order_clause, page
-from .models import DEFAULT_NUMBER_PATTERN, BillingEntity, BillingEntityLogo
+from .models import BillingEntity, BillingEntityLogo
 
 ORDER_FIELDS = {
     "code": BillingEntity.code,
     "name": BillingEntity.name,
     "created_at": BillingEntity.created_at,
 }
-_PATTERN_TOKENS = re.compile(r"\{(prefix|number(?::0?\d{1,2}d?)?|YYYY|MM)\}")
-
-
-def validate_number_pattern(pattern: str) -> str:
-    """Only {prefix}, {number} (optionally zero-padded: {number:06}), {YYYY}, {MM}."""
-    if "{number" not in pattern:
-        raise InvalidInput(("number_pattern",), "The pattern must contain {number}")
-    leftover = _PATTERN_TOKENS.sub("", pattern)
-    if "{" in leftover or "}" in leftover:
-        raise InvalidInput(
-            ("number_pattern",),
-            "Allowed tokens are {prefix}, {number}, {number:06}, {YYYY} and {MM}",
-        )
-    if len(pattern) > 100:
-        raise InvalidInput(("number_pattern",), "The pattern is too long")
-    return pattern
-
-
-def format_number(entity: BillingEntity, number: int, issued_local: datetime) -> str:
-    """The printed invoice number, e.g. INV-000042 or INV-2026-11-0042."""
-    pattern = entity.number_pattern or DEFAULT_NUMBER_PATTERN
-    return pattern.format(
-        prefix=entity.invoice_prefix or "INV",
-        number=number,
-        YYYY=f"{issued_local.year:04d}",
-        MM=f"{issued_local.month:02d}",
-    )
-
-
-# Where a number template has the issued number, its year and its month (see
-# `number_template`): characters no prefix or pattern may contain.
-NUMBER_MARK, YEAR_MARK, MONTH_MARK = "\x01", "\x02", "\x03"
-_MARKS = re.compile("[\x01-\x03]")
-# What an invoice handle may not hold (each such character becomes `-`).
-HANDLE_UNSAFE = re.compile(r"[^a-zA-Z0-9_.\-@]")
-
-
-@dataclass(frozen=True, slots=True)
-class NumberTemplate:
-    """`format_number`'s answer and the handle made from it, with the parts known only
-    once the number is taken left as marks (`NUMBER_MARK`, `YEAR_MARK`, `MONTH_MARK`), so
-    that the database can finish them in the statement that takes the number.
-
-    `printed`: the printed number. `handle`: `inv-` and the printed number with every
-    character a handle may not hold as `-`. `json`: the printed number as it appears
-    as a JSON string, quotes included (as `json.dumps` writes it). The number mark stands for
-    the number padded on the left with `fill` (`handle_fill` in the handle) to at least
-    `width` characters; the year mark for four digits, the month mark for two, both in
-    the entity's time zone."""
-
-    printed: str
-    handle: str
-    json: str
-    width: int
-    fill: str
-    handle_fill: str
-    dated: bool  # has a year or a month mark
-
-
-@lru_cache(maxsize=256)
-def number_template(pattern: str | None, prefix: str | None) -> NumberTemplate | None:
-    """The template of `format_number`'s numbers for this pattern and prefix; None when
-    they cannot be written as one (a prefix holding a mark character, or two {number}
-    tokens padded differently): the caller then formats the number itself. A function of
-    its two texts alone (the answer is frozen), so it is remembered per process: every
-    finalize on PostgreSQL asks for it."""
-    pattern = pattern or DEFAULT_NUMBER_PATTERN
-    prefix = prefix or "INV"
-    if _MARKS.search(pattern) or _MARKS.search(prefix):
-        return None
-    parts: list[tuple[str, str]] = []  # (literal text, "") or ("", mark)
-    spec: str | None = None
-    at = 0
-    for token in _PATTERN_TOKENS.finditer(pattern):
-        parts.append((pattern[at : token.start()], ""))
-        name, _, token_spec = token.group(1).partition(":")
-        if name == "prefix":
-            parts.append((prefix, ""))
-        elif name == "number":
-            if spec is not None and token_spec != spec:
-                return None
-            spec = token_spec
-            parts.append(("", NUMBER_MARK))
-        else:
-            parts.append(("", YEAR_MARK if name == "YYYY" else MONTH_MARK))
-        at = token.end()
-    parts.append((pattern[at:], ""))
-    marks = {mark for _, mark in parts}
-    digits = (spec or "").removesuffix("d")
-    zero = digits.startswith("0")
-    return NumberTemplate(
-        printed="".join(text or mark for text, mark in parts),
-        handle="inv-" + "".join(HANDLE_UNSAFE.sub("-", text) or mark for text, mark in parts),
-        json='"'
-        + "".join(json.dumps(text, ensure_ascii=False)[1:-1] or mark for text, mark in parts)
-        + '"',
-        width=int(digits or 0),
-        fill="0" if zero else " ",
-        handle_fill="0" if zero else "-",
-        dated=bool(marks & {YEAR_MARK, MONTH_MARK}),
-    )
 
 
 def default_entity(account_id: uuid.UUID) -> BillingEntity:

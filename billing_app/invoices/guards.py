@@ -57,8 +57,14 @@ def _check_invoice(invoice: Invoice) -> None:
 
 
 def _line_owner_state(session: Session, line: InvoiceLine) -> str | None:
-    invoice = session.get(Invoice, line.invoice_id) if line.invoice_id else None
-    return None if invoice is None else _committed_state(invoice)
+    """The stored state of the line's invoice; None for an invoice not stored yet (a new
+    invoice is written whole, whatever state it is created in)."""
+    invoice: Any = inspect(line).attrs.invoice.loaded_value
+    if not isinstance(invoice, Invoice):
+        invoice = session.get(Invoice, line.invoice_id) if line.invoice_id else None
+    if invoice is None or inspect(invoice).pending or inspect(invoice).transient:
+        return None
+    return _committed_state(invoice)
 
 
 @event.listens_for(Session, "before_flush")

@@ -14,11 +14,10 @@ from sqlalchemy import Numeric, bindparam, cast, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import service as audit
-from ..db import precompiled, write_transaction
+from ..db import write_transaction
 from ..errors import Duplicate, InvalidInput
 from ..extensions import db
 from ..querying import apply_changes, get_scoped, order_clause, page
-from ..reads import read_connection
 from .models import TaxRate
 
 ORDER_FIELDS = {
@@ -175,13 +174,15 @@ def load_tax_table(
     account_default_percent: Decimal | None,
     conn: Any = None,
 ) -> TaxTable:
-    """The named rates and the organisation-wide one, scoped to the account (one query)."""
+    """The named rates and the organisation-wide one, scoped to the account (one query).
+    `conn`: kept for invoices/records.py (the old Core paths) until it goes; else the
+    session's."""
     ids = [tax_id for tax_id in set(tax_ids) if tax_id is not None]
-    conn = conn or db.session.connection()
+    executor: Any = conn if conn is not None else db.session
     if ids:
-        rows = conn.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
+        rows = executor.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
     else:
-        rows = conn.execute(_ORG_TAXES, {"account": account_id})
+        rows = executor.execute(_ORG_TAXES, {"account": account_id})
     return tax_table(rows, account_default_percent)
 
 
@@ -220,12 +221,8 @@ _ACCOUNT_TAXES = (
 
 def account_tax_rates(account_id: uuid.UUID) -> list[Any]:
     """Every tax rate of the account (`id`, `rate`, `code`, `applied_to_organization`,
-    `name`), oldest first, on the request's read connection: the entry form reads them on
-    every htmx change for its VAT choices (`rate_choices`) and, through `tax_table`, for
-    its totals (a table of every rate gives what `load_tax_table`'s would for any of
-    them)."""
-    conn = read_connection()
-    return list(precompiled(_ACCOUNT_TAXES).execute(conn, {"account_id": account_id}).all())
+    `name`), oldest first: the VAT choices of the forms (`rate_choices`)."""
+    return list(db.session.execute(_ACCOUNT_TAXES, {"account_id": account_id}).all())
 
 
 def rate_choices(

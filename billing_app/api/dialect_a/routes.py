@@ -176,7 +176,7 @@ INVOICE_404 = {404: "Invoice not found"}
     response=s.InvoiceResponse,
     tags=("Invoices",),
     errors={**AUTH_ERRORS, 404: "Customer not found"},
-    key_in_first_read=True,
+    key_in_first_read=False,  # the services take an account id (wp-b)
 )
 def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     """Create a one-off invoice with custom line items (a draft)."""
@@ -198,7 +198,7 @@ def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
             for item in body.line_items
         ],
     )
-    return invoice_json(invoices.create_one_off_invoice(account_scope(), req))
+    return invoice_json(invoices.create_one_off_invoice(account_id(), req))
 
 
 @endpoint(
@@ -311,7 +311,7 @@ def _action(name: str, summary: str, error400: str) -> None:
         response=s.InvoiceResponse,
         tags=("Invoices",),
         errors={**AUTH_ERRORS, **INVOICE_404, 400: error400},
-        key_in_first_read=name == "finalize",
+        key_in_first_read=False,  # the services take an account id (wp-b)
     )(view)
 
 
