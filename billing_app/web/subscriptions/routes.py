@@ -26,7 +26,7 @@ from ...errors import (
 )
 from ...invoices import service as invoices
 from ...invoices.calc import Totals
-from ...invoices.records import LineRecord
+from ...invoices.models import InvoiceLine
 from ...payments.service import ManualTransfer
 from ...querying import MAX_PAGE_SIZE, parse_uuid
 from ...subscriptions import invoicing, overview
@@ -688,7 +688,7 @@ class InvoiceNow:
     rows: list[OrderLineRow]
     view: overview.SubscriptionOverview
     tax_choices: list[Any]
-    lines: list[LineRecord] = field(default_factory=list)
+    lines: list[InvoiceLine] = field(default_factory=list)
     totals: Totals | None = None
     note: str = ""
     preview_error: str = ""
