@@ -239,8 +239,8 @@ def test_deleted_draft_is_gone(api, customer, app):
 
 
 def test_audit_hash_is_the_same_whoever_computes_it(app, tenant):
-    """On PostgreSQL the database computes the chain hash (one statement per record); it
-    must equal the one verify_chain computes in Python, non-ASCII text and JSON included."""
+    """The chain hash stored with each record is the one verify_chain computes again from
+    what the database gives back, non-ASCII text and JSON included."""
     from billing_app.audit import service as audit_service
 
     with app.app_context():
@@ -259,9 +259,9 @@ def test_audit_hash_is_the_same_whoever_computes_it(app, tenant):
 
 
 def test_a_request_reads_what_its_core_write_stored(app, tenant, api):
-    """A request that read through the ORM session, then created an invoice on the Core
-    path (another connection), must see that invoice when it reads again: on SQLite the
-    session's read transaction would otherwise keep its snapshot from before the write."""
+    """A request that read through the ORM session, then created an invoice (its own write
+    transaction), must see that invoice when it reads again: on SQLite a read transaction
+    left open would otherwise keep its snapshot from before the write."""
     customer = api.customer("snap")
     with app.test_request_context():
         assert db.session.scalars(select_invoices(tenant.account_id)).all() == []

@@ -119,41 +119,38 @@ def test_drafts_take_no_number(api):
     assert done["invoice_number"] == "INV-000001"
 
 
-@pytest.mark.parametrize("where", ["transaction", "statement"])
-def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(
-    api, monkeypatch, is_postgres, where
-):
-    """`transaction`: the write of several statements (SQLite; PostgreSQL when the entity's
-    numbers are formatted in Python) fails after the number's statement. `statement`:
-    PostgreSQL's one-statement finalize fails in the audit record's INSERT, after the
-    parts of the statement that took the number and updated the invoice."""
-    if where == "statement" and not is_postgres:
-        pytest.skip("the one-statement finalize is PostgreSQL's")
+def test_a_finalize_that_fails_after_taking_its_number_leaves_no_gap(api, app, tenant, monkeypatch):
+    """The finalize fails at its last write (the audit record), after it took the number,
+    updated the invoice and noted its PDF: the whole transaction rolls back, so nothing
+    stays (no number taken, no audit record, no PDF due) and the series has no gap."""
+    from sqlalchemy import func
+
+    from billing_app.documents.models import InvoiceDocument
+
     customer = api.customer()
     first = api.invoice(customer["id"])
     second = api.invoice(customer["id"])
+    with app.app_context():
+        records_before = db.session.scalar(
+            select(func.count()).select_from(audit_service.AuditRecord)
+        )
+        db.session.remove()
 
     with monkeypatch.context() as patch:
-        if where == "transaction":
-            fail_audit_record(
-                patch, "invoice.finalized", "injected failure after the number was taken"
-            )
-            patch.setattr(invoices, "number_template", lambda pattern, prefix: None)
-        else:
-            real_template = audit_service.template
-
-            def too_long_action(*args, **kwargs):
-                made = real_template(*args, **kwargs)
-                # audit_records.action is 64 characters at most: the INSERT fails.
-                made.params["r_action"] = "x" * 65
-                return made
-
-            patch.setattr(audit_service, "template", too_long_action)
+        fail_audit_record(patch, "invoice.finalized", "injected failure after the number was taken")
         failed = api.post(f"/v1/invoices/{first['id']}/finalize")
         assert failed.status_code == 500
         assert failed.get_json() == {"detail": "Internal server error"}
 
     assert api.get(f"/v1/invoices/{first['id']}").get_json()["status"] == "draft"
+    with app.app_context():
+        stored = db.session.get(Invoice, uuid.UUID(first["id"]))
+        assert (stored.state, stored.number, stored.handle) == ("draft", None, None)
+        records = db.session.scalar(select(func.count()).select_from(audit_service.AuditRecord))
+        assert records == records_before
+        assert db.session.scalar(select(func.count()).select_from(InvoiceDocument)) == 0
+        assert audit_service.verify_chain(tenant.account_id) is None
+        db.session.remove()
     again = api.post(f"/v1/invoices/{second['id']}/finalize").get_json()
     assert again["number"] == 1
     assert api.post(f"/v1/invoices/{first['id']}/finalize").get_json()["number"] == 2
@@ -214,116 +211,38 @@ def test_refused_finalizes_take_no_number(api, other_api):
     assert other_api.post(f"/v1/invoices/{theirs['id']}/finalize").get_json()["number"] == 1
 
 
-def test_a_draft_changed_between_read_and_write_is_refused_and_leaves_nothing(
-    api, app, tenant, monkeypatch
-):
-    """Finalize reads the draft, then writes only if it is still that draft. The invoice's
-    UPDATE goes with the audit record (on PostgreSQL in one statement), so when another
-    writer edited the draft in between, the answer is 400 and nothing stays: no number
-    taken, no audit record, no PDF due, the draft as the other writer left it."""
-    from datetime import UTC
-
-    from sqlalchemy import func, update
-
-    from billing_app.documents.models import InvoiceDocument
-
-    customer = api.customer()
-    draft, later = api.invoice(customer["id"]), api.invoice(customer["id"])
-    edited_at = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
-    real_snapshot = invoices._snapshot
-    edits = []
-
-    def snapshot_then_edit(invoice):
-        if not edits:  # the first call, before the write transaction
-            with db.engine.begin() as other:
-                other.execute(
-                    update(Invoice)
-                    .where(Invoice.id == uuid.UUID(draft["id"]))
-                    .values(updated_at=edited_at)
-                )
-            edits.append(invoice.id)
-        return real_snapshot(invoice)
-
-    with app.app_context():
-        records_before = db.session.scalar(
-            select(func.count()).select_from(audit_service.AuditRecord)
-        )
-        db.session.remove()
-    monkeypatch.setattr(invoices, "_snapshot", snapshot_then_edit)
-    refused = api.post(f"/v1/invoices/{draft['id']}/finalize")
-    monkeypatch.setattr(invoices, "_snapshot", real_snapshot)
-    assert edits == [uuid.UUID(draft["id"])]
-    assert refused.status_code == 400
-    assert "changed meanwhile" in refused.get_json()["detail"]
-
-    with app.app_context():
-        stored = db.session.get(Invoice, uuid.UUID(draft["id"]))
-        assert (stored.state, stored.number, stored.updated_at) == ("draft", None, edited_at)
-        records = db.session.scalar(select(func.count()).select_from(audit_service.AuditRecord))
-        assert records == records_before
-        assert db.session.scalar(select(func.count()).select_from(InvoiceDocument)) == 0
-        assert audit_service.verify_chain(tenant.account_id) is None
-        db.session.remove()
-    # The number was given back: the next finalize takes 1, and the edited draft 2.
-    assert api.post(f"/v1/invoices/{later['id']}/finalize").get_json()["number"] == 1
-    assert api.post(f"/v1/invoices/{draft['id']}/finalize").get_json()["number"] == 2
-    with app.app_context():
-        assert audit_service.verify_chain(tenant.account_id) is None
-
-
-# Every {number} spec validate_number_pattern admits, and literal text JSON and handles
-# must escape or replace.
-_SPECS = ["", ":0", ":1", ":4", ":6", ":12", ":00", ":04", ":06", ":012", ":0d", ":6d", ":06d"]
-_PATTERNS = [
-    "{prefix}-{number%s}",
-    "{prefix}/{YYYY}/{MM}/{number%s}",
-    'Nº "{number%s}" \\ {YYYY}{MM} {prefix}',
-    "{number%s}-{prefix}-{number%s}",
-]
-
-
-def _finish(template: str, number: str, year: str, month: str) -> str:
-    """What the finalize statement does with a template (see finalize_pg)."""
-    return template.replace("\x01", number).replace("\x02", year).replace("\x03", month)
-
-
-@pytest.mark.parametrize("spec", _SPECS)
-@pytest.mark.parametrize("pattern", _PATTERNS)
-@pytest.mark.parametrize("prefix", [None, "UK", 'A"\\b', "Ünïcode €"])
-def test_number_templates_give_what_format_number_gives(spec, pattern, prefix):
-    from types import SimpleNamespace
-
-    from billing_app.entities.service import (
-        HANDLE_UNSAFE,
+@pytest.mark.parametrize(
+    ("pattern", "prefix", "number", "printed", "handle"),
+    [
+        ("{prefix}-{number:06}", None, 42, "INV-000042", "inv-INV-000042"),
+        ("{prefix}/{YYYY}/{MM}/{number:04}", "UK", 7, "UK/2026/03/0007", "inv-UK-2026-03-0007"),
+        ("{prefix} #{number:5}", 'Q"\\', 12, 'Q"\\ #   12', "inv-Q-------12"),
+        ("{number}-{prefix}-{number:3}", "Ünï", 1234, "1234-Ünï-1234", "inv-1234--n--1234"),
+    ],
+)
+def test_printed_numbers_and_handles(pattern, prefix, number, printed, handle):
+    from billing_app.entities.models import BillingEntity
+    from billing_app.invoices.numbering import (
         format_number,
-        number_template,
+        handle_candidates,
         validate_number_pattern,
     )
 
-    pattern = validate_number_pattern(pattern.replace("%s", spec))
-    template = number_template(pattern, prefix)
-    assert template is not None
-    entity = SimpleNamespace(number_pattern=pattern, invoice_prefix=prefix)
-    issued = datetime(2026, 3, 7, 12, 0)
-    for number in (1, 42, 123456, 1234567, 10**12):
-        expected = format_number(entity, number, issued)  # type: ignore[arg-type]
-        digits = str(number)
-        width = max(template.width, len(digits))
-        printed = _finish(template.printed, digits.rjust(width, template.fill), "2026", "03")
-        handle = _finish(template.handle, digits.rjust(width, template.handle_fill), "2026", "03")
-        as_json = _finish(template.json, digits.rjust(width, template.fill), "2026", "03")
-        assert printed == expected
-        assert handle == "inv-" + HANDLE_UNSAFE.sub("-", expected)
-        assert as_json == json.dumps(expected, ensure_ascii=False)
-        assert template.dated == ("{YYYY}" in pattern or "{MM}" in pattern)
+    entity = BillingEntity(number_pattern=validate_number_pattern(pattern), invoice_prefix=prefix)
+    assert format_number(entity, number, datetime(2026, 3, 7, 12, 0)) == printed
+    invoice_id = uuid.uuid4()
+    assert handle_candidates(printed, invoice_id) == (handle, f"{handle}-{invoice_id.hex[-8:]}")
 
 
-def test_numbers_no_template_can_hold_are_formatted_in_python():
-    from billing_app.entities.service import number_template
+@pytest.mark.parametrize(
+    "pattern", ["{prefix}", "{number}{day}", "{number:x}", "x" * 101 + "{number}"]
+)
+def test_patterns_other_than_the_tokens_are_refused(pattern):
+    from billing_app.errors import InvalidInput
+    from billing_app.invoices.numbering import validate_number_pattern
 
-    assert number_template("{prefix}-{number:04}-{number:06}", None) is None
-    assert number_template("{prefix}-{number}", "A\x01") is None
-    assert number_template("{number:4}-{number:4}", None) is not None
+    with pytest.raises(InvalidInput):
+        validate_number_pattern(pattern)
 
 
 @pytest.mark.parametrize(
@@ -334,22 +253,19 @@ def test_numbers_no_template_can_hold_are_formatted_in_python():
         ("Ünï", "{prefix}/{MM}/{number}", "America/Adak", 14, 0),
     ],
 )
-def test_one_statement_finalize_writes_what_the_python_path_writes(
-    app, api, is_postgres, monkeypatch, prefix, pattern, timezone, term, price
+def test_finalize_writes_number_handle_dates_pdf_snapshot_and_audit_record(
+    app, api, prefix, pattern, timezone, term, price
 ):
-    """PostgreSQL finishes the printed number, handle, dates and audit record in its
-    finalize statement: they must be what the several-statement path (SQLite's, and
-    PostgreSQL's when prepaid credit applies) writes for the same invoice."""
+    """What a finalize stores: the printed number in the entity's time zone, the handle,
+    due and paid dates, the PDF's snapshot and the audit record."""
     from zoneinfo import ZoneInfo
 
     from billing_app.audit.service import history, verify_chain
     from billing_app.customers.models import Customer
     from billing_app.documents.models import InvoiceDocument
     from billing_app.documents.snapshot import take_snapshot
-    from billing_app.entities.service import format_number
+    from billing_app.invoices.numbering import format_number, handle_candidates
 
-    if not is_postgres:
-        pytest.skip("the one-statement finalize is PostgreSQL's")
     body = {"code": "e", "name": "E", "timezone": timezone, "net_payment_term": term}
     if prefix is not None:
         body["invoice_prefix"] = prefix
@@ -358,13 +274,10 @@ def test_one_statement_finalize_writes_what_the_python_path_writes(
     entity_id = api.post("/v1/billing_entities/", body).get_json()["id"]
     customer = api.customer()
     answers = []
-    for path in ("python", "statement"):
+    for _ in range(2):
         line = {"description": "Work", "quantity": 1, "unit_price": price, "amount": price}
         draft = api.invoice(customer["id"], [line], billing_entity_id=entity_id)
-        with monkeypatch.context() as patch:
-            if path == "python":
-                patch.setattr(invoices, "number_template", lambda pattern, prefix: None)
-            done = api.post(f"/v1/invoices/{draft['id']}/finalize")
+        done = api.post(f"/v1/invoices/{draft['id']}/finalize")
         assert done.status_code == 200, done.get_json()
         answers.append(done.get_json())
     with app.app_context():
@@ -375,9 +288,7 @@ def test_one_statement_finalize_writes_what_the_python_path_writes(
             local = invoice.issued_at.astimezone(ZoneInfo(timezone))
             assert invoice.invoice_number == format_number(entity, number, local)
             assert answer["invoice_number"] == invoice.invoice_number
-            assert (
-                invoice.handle == invoices._handle_candidates(invoice.invoice_number, invoice.id)[0]
-            )
+            assert invoice.handle == handle_candidates(invoice.invoice_number, invoice.id)[0]
             assert invoice.due_at == invoice.issued_at + timedelta(days=term)
             assert invoice.updated_at == invoice.issued_at
             assert invoice.state == ("paid" if price == 0 else "open")
@@ -404,7 +315,7 @@ def test_one_statement_finalize_writes_what_the_python_path_writes(
 def test_issuers_printing_the_same_number_get_distinct_handles(api, app):
     """Three billing entities of one account with the same prefix all print INV-000001,
     their invoices made within the same second: the second and third invoices' handles
-    take the random end of the invoice's id as a suffix, on either path. (The id's start
+    take the random end of the invoice's id as a suffix. (The id's start
     is its creation time, the same for all three.)"""
     customer = api.customer()
     entities = [None] + [
