@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
@@ -25,16 +25,14 @@ from ..audit import service as audit
 from ..customers.models import Customer
 from ..db import utcnow, write_transaction
 from ..errors import (
-    ALREADY_CANCELLED,
-    ALREADY_SETTLED,
     CHARGE_DECLINED,
     CHARGE_IN_PROGRESS,
-    INVOICE_WRONG_STATE,
     InvalidState,
     NotFound,
 )
 from ..extensions import db
-from ..invoices.models import FAILED, OPEN, PAID, VOID, Invoice
+from ..invoices import service as invoices
+from ..invoices.models import FAILED, OPEN, Invoice
 from ..subscriptions.models import ON_HOLD, Subscription
 from .gateway import CardDetails, gateway
 from .models import PaymentMethod, Transaction
@@ -143,9 +141,10 @@ class ManualTransfer:
 
 
 def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
-    """Inside the caller's write transaction: an offline settlement; the invoice is paid."""
-    _check_settleable(invoice)
+    """Inside the caller's write transaction: an offline settlement; the invoice is paid
+    (`invoices.service.record_paid`, which refuses an invoice that cannot be paid)."""
     now = utcnow()
+    invoices.record_paid(invoice, paid_at=now, now=now)
     tx = Transaction(
         account_id=invoice.account_id,
         invoice_id=invoice.id,
@@ -162,46 +161,15 @@ def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
         settled_at=now,
     )
     db.session.add(tx)
-    _mark_paid(invoice, now)
     db.session.flush()
     return tx
 
 
-def has_processing(invoice_id: uuid.UUID) -> bool:
-    """Whether a charge of this invoice is in flight (claimed, result not recorded yet)."""
-    return bool(
-        db.session.scalar(
-            select(func.count()).where(
-                Transaction.invoice_id == invoice_id, Transaction.state == "processing"
-            )
-        )
-    )
-
-
-def _check_settleable(invoice: Invoice) -> None:
-    if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", reason=ALREADY_SETTLED)
-    if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", reason=ALREADY_CANCELLED)
-    if invoice.state not in (OPEN, FAILED):
-        raise InvalidState(
-            f"Invoice cannot be settled in state {invoice.state}", reason=INVOICE_WRONG_STATE
-        )
-
-
-def _mark_paid(invoice: Invoice, now: datetime) -> None:
-    invoice.state = PAID
-    invoice.paid_at = now
-    invoice.dunning = False
-    invoice.next_collect_at = None
-    invoice.updated_at = now
-
-
 def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
-    """Phase 1, inside the caller's write transaction: a `processing` transaction."""
-    _check_settleable(invoice)
-    if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
+    """Phase 1, inside the caller's write transaction, the invoice locked: a `processing`
+    transaction, if the invoice can be paid (`invoices.service.check_payable`: open or
+    failed, no other charge in flight)."""
+    invoices.check_payable(invoice)
     tx = Transaction(
         account_id=invoice.account_id,
         invoice_id=invoice.id,
@@ -260,7 +228,8 @@ def charge_and_record(
         before = {"state": invoice.state}
         if result.approved:
             tx.state, tx.settled_at, tx.gateway_reference = "settled", now, result.reference
-            _mark_paid(invoice, now)
+            db.session.flush()  # this charge is no longer in flight
+            invoices.record_paid(invoice, paid_at=now, now=now)
             action = "invoice.settled"
         else:
             tx.state, tx.failed_at, tx.error = "failed", now, result.error
@@ -378,7 +347,7 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
             return None
         # The row is locked and fresh now; the subquery above may have used a snapshot
         # from before another collector's claim committed, so look again.
-        if has_processing(invoice.id):
+        if invoices.charge_in_flight(invoice.id):
             return _Claim(invoice.id, invoice.account_id, None)
         sub = db.session.get(Subscription, invoice.subscription_id)
         method = subscription_payment_method(sub) if sub is not None else None
@@ -430,18 +399,6 @@ def collect_due(
 
 
 def cancel_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
-    """Dialect B cancel: void an invoice that is neither settled nor being charged."""
-    from ..invoices.service import void_invoice
-
-    invoice = db.session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, Invoice.id == invoice_id)
-    ).one_or_none()
-    if invoice is None:
-        raise NotFound("Invoice")
-    if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", reason=ALREADY_SETTLED)
-    if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", reason=ALREADY_CANCELLED)
-    if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
-    return void_invoice(account_id, invoice_id)
+    """Dialect B cancel: `invoices.service.void_invoice` (refused for a settled or
+    cancelled invoice, or while a charge is in flight)."""
+    return invoices.void_invoice(account_id, invoice_id)
