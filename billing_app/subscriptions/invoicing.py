@@ -361,6 +361,7 @@ def _discount_lines(
             line.discounted_amount = (line.discounted_amount or 0) + take
             extra.append(
                 InvoiceLine(
+                    id=new_uuid(),
                     description=discount.name,
                     quantity=Decimal(1),
                     unit_amount=Decimal(-take),
@@ -430,6 +431,7 @@ def _credit_lines(
                 continue
             extra.append(
                 InvoiceLine(
+                    id=new_uuid(),
                     description=credit.text or "Credit",
                     quantity=Decimal(1),
                     unit_amount=Decimal(-part),
@@ -601,6 +603,8 @@ def _new_invoice(
         billing_period_start=req.plan_period.start or now,
         billing_period_end=req.plan_period.end or now,
         due_at=req.due or now,
+        # Collected automatically from its due date (unless issuing finds it paid).
+        next_collect_at=req.due or now,
         created_at=now,
         updated_at=now,
         invoice_metadata=req.metadata,
@@ -649,13 +653,16 @@ def create_subscription_invoice(
         invoice = _new_invoice(sub, plan, parties, req, now)
         invoice.lines = out.lines
         try:
-            # The invoice is inserted while it is issued: a parallel request for another
-            # subscription that took the handle first is seen here, by the unique index.
-            issue(invoice, entity=parties.entity, customer=parties.customer, now=now)
+            # Inserted once, issued (no autoflush of the half-made invoice by issue's
+            # reads); a parallel request for another subscription that took the handle
+            # first is seen here, by the unique index.
+            with db.session.no_autoflush:
+                issue(invoice, entity=parties.entity, customer=parties.customer, now=now)
             db.session.flush()
         except IntegrityError:
             raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
-        invoice.next_collect_at = None if invoice.state == PAID else invoice.due_at
+        if invoice.state == PAID:  # prepaid credit paid it all
+            invoice.next_collect_at = None
         _consume(out, invoice, now)
 
         transaction_id = None
