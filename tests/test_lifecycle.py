@@ -283,3 +283,68 @@ def select_invoices(account_id):
     from sqlalchemy import select
 
     return select(Invoice).where(Invoice.account_id == account_id)
+
+
+def test_a_new_invoice_is_issued_whole_and_a_preview_stores_nothing(app, tenant, customer):
+    """`issue` on an invoice not stored yet (as subscription invoicing creates them) inserts
+    it once, already open and numbered, with its lines and its PDF due; `build_one_off_invoice`
+    (the preview) adds nothing to the session."""
+    from sqlalchemy import func, select
+
+    from billing_app.customers.models import Customer
+    from billing_app.db import write_transaction
+    from billing_app.documents.models import InvoiceDocument
+    from billing_app.entities.models import BillingEntity
+    from billing_app.invoices.models import InvoiceLine
+
+    req = invoices.OneOffInvoiceRequest(
+        customer_id=uuid.UUID(customer["id"]),
+        currency="EUR",
+        lines=[invoices.LineDraft("Work", Decimal(2), Decimal(1500))],
+    )
+    with app.app_context():
+        preview = invoices.preview_one_off_invoice(tenant.account_id, req)
+        assert (preview.state, preview.total_minor, len(preview.lines)) == ("draft", 3000, 1)
+        assert preview not in db.session
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+        invoice = invoices.build_one_off_invoice(tenant.account_id, req)
+        with write_transaction():
+            entity = db.session.get(BillingEntity, invoice.billing_entity_id)
+            buyer = db.session.get(Customer, invoice.customer_id)
+            invoices.issue(invoice, entity=entity, customer=buyer)
+        db.session.remove()
+        stored = invoices.get_invoice(tenant.account_id, invoice.id)
+        assert (stored.state, stored.number, stored.invoice_number) == ("open", 1, "INV-000001")
+        assert stored.handle == "inv-INV-000001"
+        assert [line.amount_minor for line in stored.lines] == [3000]
+        assert db.session.scalar(select(func.count()).select_from(InvoiceLine)) == 1
+        assert db.session.get(InvoiceDocument, invoice.id).state == "due"
+        db.session.remove()
+
+
+def test_preview_prices_with_the_customers_billing_entity_as_the_save_does(app, api, tenant):
+    """Issue 14's drift: a customer of a non-default billing entity with its own tax rate,
+    entity left to the customer's: the preview must show that entity's VAT (10.00 of
+    100.00), as the saved invoice has, not the account default entity's (25.00)."""
+    for code, rate, org in (("std", "25", True), ("low", "10", False)):
+        body = {"code": code, "name": code, "rate": rate, "applied_to_organization": org}
+        assert api.post("/v1/taxes/", body).status_code == 201
+    entity = api.post("/v1/billing_entities/", {"code": "nd", "name": "ND", "tax_code": "low"})
+    assert entity.status_code == 201, entity.get_json()
+    customer = api.customer("nd-customer", billing_entity_code="nd")
+    line = {"description": "Work", "quantity": 1, "unit_price": 10000, "amount": 10000}
+    saved = api.invoice(customer["id"], [line])
+    assert (saved["tax_amount_cents"], saved["total_cents"]) == ("1000", "11000")
+    with app.app_context():
+        preview = invoices.preview_one_off_invoice(
+            tenant.account_id,
+            invoices.OneOffInvoiceRequest(
+                customer_id=uuid.UUID(customer["id"]),
+                currency="EUR",
+                lines=[invoices.LineDraft("Work", Decimal(1), Decimal(10000))],
+            ),
+        )
+        assert (preview.vat_minor, preview.total_minor) == (1000, 11000)
+        assert str(preview.billing_entity_id) == entity.get_json()["id"]
+        db.session.remove()

@@ -1,4 +1,5 @@
-"""Append-only audit trail with a per-account hash chain.
+"""Append-only audit trail with a per-account hash chain: the one home of the audit
+record and its hash.
 
 Who did it comes from `actor_context`, set once per request by the door (API key or
 signed-in user) and read here, so services record actors without ever seeing a request.
@@ -113,11 +114,12 @@ def record(
 ) -> AuditRecord:
     """Append one record to the account's chain, inside the caller's write transaction.
 
-    The account row is locked (`SELECT ... FOR UPDATE`) to take the next sequence number
-    and the chain head, so concurrent writers of one account append one after the other;
-    the lock is held until commit, so call it last in a transaction. The hash is
-    SHA-256 over the previous head and the record's canonical content (`_digest`), and
-    becomes the account's new head.
+    The account row is locked (`SELECT ... FOR NO KEY UPDATE`) to take the next sequence
+    number and the chain head, so concurrent writers of one account append one after the
+    other; the lock is held until commit, so call it last in a transaction (every writer
+    takes the account last). The hash is SHA-256 over the previous head and the record's
+    canonical content (`_digest`), computed here in Python, and becomes the account's new
+    head; `verify_chain` recomputes it the same way.
     """
     if conn is not None:
         return _record_on_connection(

@@ -8,7 +8,10 @@ ones the saved invoice gets.
   A named entity of another account is not found, like a missing one.
 - The tax rates that may price its lines are the organisation-wide rate, the customer's
   and the entity's (`taxes.service.TaxTable` holds them and the precedence between them);
-  rates an item names (a charge, a plan) are added by whoever prices that item.
+  rates an item names (a charge, a plan) are added by whoever prices that item
+  (`Parties.with_item_rates`).
+- A stored invoice keeps its billing entity: re-pricing a draft's lines uses the
+  invoice's own parties (`invoice_parties`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..querying import get_scoped
 from ..taxes.service import TaxTable, load_tax_table
+from .models import Invoice
 
 
 @dataclass(frozen=True)
@@ -74,17 +78,40 @@ def issuing_entity(
     return entity
 
 
-def parties_of(
-    account: Account, customer: Customer, requested_entity_id: uuid.UUID | None = None
-) -> Parties:
-    """The parties of an invoice to `customer` (already read, the account's own)."""
-    entity = issuing_entity(account.id, customer, requested_entity_id)
+def _pricing(account: Account, customer: Customer, entity: BillingEntity) -> Parties:
     taxes = load_tax_table(
         account.id,
         [customer.tax_rate_id, entity.default_tax_rate_id],
         account.default_vat_percent,
     )
     return Parties(account, customer, entity, taxes)
+
+
+def parties_of(
+    account: Account, customer: Customer, requested_entity_id: uuid.UUID | None = None
+) -> Parties:
+    """The parties of an invoice to `customer` (already read, the account's own)."""
+    return _pricing(account, customer, issuing_entity(account.id, customer, requested_entity_id))
+
+
+def issuer_and_customer(invoice: Invoice) -> tuple[BillingEntity, Customer]:
+    """The billing entity and the customer a stored invoice is between (one query)."""
+    entity, customer = db.session.execute(
+        select(BillingEntity, Customer)
+        .join_from(BillingEntity, Customer, Customer.account_id == BillingEntity.account_id)
+        .where(BillingEntity.id == invoice.billing_entity_id, Customer.id == invoice.customer_id)
+    ).one()
+    return entity, customer
+
+
+def invoice_parties(invoice: Invoice) -> Parties:
+    """The parties of a stored invoice: the ones it was made for (its billing entity
+    stays), with the rates they allow now (for re-pricing a draft's lines)."""
+    account = db.session.get(Account, invoice.account_id)
+    if account is None:
+        raise NotFound("Account")
+    entity, customer = issuer_and_customer(invoice)
+    return _pricing(account, customer, entity)
 
 
 def resolve_parties(

@@ -27,7 +27,6 @@ from typing import Any, Protocol, overload
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
 
-from ..accounts.models import Account
 from ..audit import service as audit
 from ..catalog.models import Charge, Metric
 from ..customers.models import Customer, Wallet
@@ -51,7 +50,7 @@ from ..taxes.service import TaxTable
 from . import calc, numbering
 from .models import DRAFT, FAILED, ONE_OFF, OPEN, PAID, VOID, Invoice, InvoiceLine
 from .parties import Parties as InvoiceParties
-from .parties import parties_of, resolve_parties
+from .parties import invoice_parties, issuer_and_customer, resolve_parties
 
 # kept for subscriptions/invoicing.py and invoices/queries.py until they are ported
 from .records import (  # noqa: F401
@@ -469,10 +468,14 @@ def issue(
     """
     if invoice.state != DRAFT:
         raise InvalidState("Only draft invoices can be finalized")
-    db.session.add(invoice)
-    wallet = _locked_wallet(invoice.customer_id, invoice.currency)
-    number = numbering.take_number(entity.id)
-    now = now or utcnow()
+    # The reads first, without flushing the caller's pending changes (a new invoice is
+    # then inserted once, already issued), and before anything below changes.
+    with db.session.no_autoflush:
+        wallet = _locked_wallet(invoice.customer_id, invoice.currency)
+        number = numbering.take_number(entity.id)
+        now = now or utcnow()
+        printed = numbering.printed_number(entity, number, now)
+        handle = invoice.handle or numbering.invoice_handle(invoice.account_id, printed, invoice.id)
     totals = calc.compute_totals(
         line_inputs(invoice.lines),
         prepaid_available_minor=wallet.balance_minor if wallet is not None else 0,
@@ -480,11 +483,9 @@ def issue(
     )
     if wallet is not None and totals.prepaid_credit_minor:
         wallet.balance_minor -= totals.prepaid_credit_minor
-    printed = numbering.printed_number(entity, number, now)
     invoice.number = number
     invoice.invoice_number = printed
-    if invoice.handle is None:
-        invoice.handle = numbering.invoice_handle(invoice.account_id, printed, invoice.id)
+    invoice.handle = handle
     invoice.issued_at = now
     if invoice.due_at is None:
         term = payment_term(customer.net_payment_term, entity.net_payment_term)
@@ -494,16 +495,8 @@ def issue(
     invoice.state = PAID if paid else OPEN
     invoice.paid_at = now if paid else None
     invoice.updated_at = now
+    db.session.add(invoice)
     record_due(invoice, entity, customer)
-
-
-def _issuer_and_customer(invoice: Invoice) -> tuple[BillingEntity, Customer]:
-    entity, customer = db.session.execute(
-        select(BillingEntity, Customer)
-        .join_from(BillingEntity, Customer, Customer.account_id == BillingEntity.account_id)
-        .where(BillingEntity.id == invoice.billing_entity_id, Customer.id == invoice.customer_id)
-    ).one()
-    return entity, customer
 
 
 def _issue_and_record(
@@ -530,7 +523,7 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
         invoice = get_invoice(account_id, invoice_id, lock=True)
         if invoice.state != DRAFT:
             raise InvalidState("Only draft invoices can be finalized")
-        entity, customer = _issuer_and_customer(invoice)
+        entity, customer = issuer_and_customer(invoice)
         _issue_and_record(account_id, invoice, entity, customer)
     return invoice
 
@@ -693,11 +686,7 @@ def replace_lines(
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
         ensure_editable(invoice)
-        entity, customer = _issuer_and_customer(invoice)
-        account = db.session.get(Account, account_id)
-        if account is None:
-            raise NotFound("Account")
-        lines = build_lines(parties_of(account, customer, entity.id), drafts)
+        lines = build_lines(invoice_parties(invoice), drafts)
         totals = _priced_totals(lines)
         before = _snapshot(invoice)
         invoice.lines = lines
