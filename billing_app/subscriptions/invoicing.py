@@ -653,11 +653,9 @@ def create_subscription_invoice(
         invoice = _new_invoice(sub, plan, parties, req, now)
         invoice.lines = out.lines
         try:
-            # Inserted once, issued (no autoflush of the half-made invoice by issue's
-            # reads); a parallel request for another subscription that took the handle
-            # first is seen here, by the unique index.
-            with db.session.no_autoflush:
-                issue(invoice, entity=parties.entity, customer=parties.customer, now=now)
+            # Inserted once, issued: a parallel request for another subscription that took
+            # the handle first is seen here, by the unique index.
+            issue(invoice, entity=parties.entity, customer=parties.customer, now=now)
             db.session.flush()
         except IntegrityError:
             raise Duplicate("Invoice", f"Invoice handle {req.handle!r} is already used") from None
