@@ -634,7 +634,7 @@ def test_settle_cancel_and_their_errors(b, world, cat):
     assert inv["number"] == 1
 
 
-def test_settle_refused_while_a_transaction_is_processing(b, world, app):
+def test_settle_refused_while_a_transaction_is_processing(b, world, app, api):
     from billing_app.invoices.models import Invoice
     from billing_app.payments.models import Transaction
 
@@ -654,8 +654,26 @@ def test_settle_refused_while_a_transaction_is_processing(b, world, app):
         db.session.remove()
     assert_error(b.post("/v1/invoice/pr/settle", {"payment_method": world["card"]}), 400, 80)
     assert_error(b.post("/v1/invoice/pr/cancel"), 400, 80)
+    # Marking it paid or voiding it by hand waits for the charge's result too (dialect A).
+    invoice_id = uuid.UUID(inv["id"])
+    for action in ("pay", "void"):
+        refused = api.post(f"/v1/invoices/{invoice_id}/{action}")
+        assert refused.status_code == 400, refused.get_json()
+        assert refused.get_json()["detail"] == "Invoice has processing transactions"
     assert b.get("/v1/invoice/pr").get_json()["processing"] is True
+    assert b.get("/v1/invoice/pr").get_json()["state"] == "pending"
     assert inv["state"] == "pending"
+
+
+def test_every_refusal_reason_has_a_dialect_b_code():
+    """Domain errors carry a reason (billing_app.errors); dialect B's door maps each one to
+    a Reepay code, so none falls back to code 1 unnoticed."""
+    from billing_app import errors
+    from billing_app.api.dialect_b.blueprint import REASON_CODES
+
+    reasons = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)}
+    assert reasons == set(REASON_CODES)
+    assert len(set(REASON_CODES.values())) == len(REASON_CODES)
 
 
 # ---------------------------------------------------------------- preview (the web form's)
