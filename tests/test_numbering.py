@@ -334,3 +334,41 @@ def test_issuers_printing_the_same_number_get_distinct_handles(api, app):
         handles = [db.session.get(Invoice, i).handle for i in ids]
         db.session.remove()
     assert handles == ["inv-INV-000001"] + [f"inv-INV-000001-{i.hex[-8:]}" for i in ids[1:]]
+
+
+@pytest.mark.slow
+def test_parallel_issuers_printing_the_same_number_get_distinct_handles(app, tenant, live_server):
+    """Four billing entities of one account print INV-000001 at the same moment: every
+    finalize succeeds and the handles differ (the account row orders the handle choice)."""
+    from billing_app.customers.service import create_customer
+    from billing_app.entities.service import create_entity
+
+    with app.app_context():
+        customer = create_customer(tenant.account_id, {"external_id": "tw", "name": "Twins"})
+        entity_ids = [
+            create_entity(tenant.account_id, {"code": f"e{i}", "name": f"E{i}"}).id
+            for i in range(4)
+        ]
+        ids = [
+            str(
+                invoices.create_one_off_invoice(
+                    tenant.account_id,
+                    invoices.OneOffInvoiceRequest(
+                        customer_id=customer.id,
+                        currency="EUR",
+                        lines=[invoices.LineDraft("Item", Decimal(1), Decimal(100))],
+                        billing_entity_id=entity_id,
+                    ),
+                ).id
+            )
+            for entity_id in entity_ids
+        ]
+        db.session.remove()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: _finalize_over_http(live_server, tenant.api_key, i), ids))
+    assert [status for status, _ in results] == [200] * 4, results
+    assert {body["invoice_number"] for _, body in results} == {"INV-000001"}
+    with app.app_context():
+        handles = {db.session.get(Invoice, uuid.UUID(i)).handle for i in ids}
+        db.session.remove()
+    assert len(handles) == 4 and "inv-INV-000001" in handles

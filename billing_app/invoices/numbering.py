@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
+from ..accounts.models import Account
 from ..entities.models import DEFAULT_NUMBER_PATTERN, BillingEntity
 from ..errors import InvalidInput
 from ..extensions import db
@@ -95,8 +96,17 @@ def handle_candidates(printed: str, invoice_id: uuid.UUID) -> tuple[str, str]:
 
 def invoice_handle(account_id: uuid.UUID, printed: str, invoice_id: uuid.UUID) -> str:
     """The handle of an invoice issued with the printed number `printed`: the first of
-    `handle_candidates` unless another invoice of the account has it."""
+    `handle_candidates` unless another invoice of the account has it.
+
+    Inside the caller's write transaction. The account row is locked first (FOR NO KEY
+    UPDATE, as the audit record takes it later in the same transaction), so two issuers
+    of one account printing the same number (two billing entities with the same pattern)
+    choose their handles one after the other: the second sees the first's.
+    """
     base, alternative = handle_candidates(printed, invoice_id)
+    db.session.execute(
+        select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
+    )
     taken = db.session.scalar(
         select(func.count())
         .select_from(Invoice)
