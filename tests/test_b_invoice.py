@@ -635,7 +635,7 @@ def test_settle_cancel_and_their_errors(b, world, cat):
     assert inv["number"] == 1
 
 
-def test_settle_refused_while_a_transaction_is_processing(b, world, app):
+def test_settle_refused_while_a_transaction_is_processing(b, world, app, api):
     from billing_app.invoices.models import Invoice
     from billing_app.payments.models import Transaction
 
@@ -655,8 +655,26 @@ def test_settle_refused_while_a_transaction_is_processing(b, world, app):
         db.session.remove()
     assert_error(b.post("/v1/invoice/pr/settle", {"payment_method": world["card"]}), 400, 80)
     assert_error(b.post("/v1/invoice/pr/cancel"), 400, 80)
+    # Marking it paid or voiding it by hand waits for the charge's result too (dialect A).
+    invoice_id = uuid.UUID(inv["id"])
+    for action in ("pay", "void"):
+        refused = api.post(f"/v1/invoices/{invoice_id}/{action}")
+        assert refused.status_code == 400, refused.get_json()
+        assert refused.get_json()["detail"] == "Invoice has processing transactions"
     assert b.get("/v1/invoice/pr").get_json()["processing"] is True
+    assert b.get("/v1/invoice/pr").get_json()["state"] == "pending"
     assert inv["state"] == "pending"
+
+
+def test_every_refusal_reason_has_a_dialect_b_code():
+    """Domain errors carry a reason (billing_app.errors); dialect B's door maps each one to
+    a Reepay code, so none falls back to code 1 unnoticed."""
+    from billing_app import errors
+    from billing_app.api.dialect_b.blueprint import REASON_CODES
+
+    reasons = {v for k, v in vars(errors).items() if k.isupper() and isinstance(v, str)}
+    assert reasons == set(REASON_CODES)
+    assert len(set(REASON_CODES.values())) == len(REASON_CODES)
 
 
 # ---------------------------------------------------------------- preview (the web form's)
@@ -730,77 +748,3 @@ def test_create_answer_equals_reading_it_back(b, world, cat):
     assert created == read.get_json()
     assert created["additional_costs"] == ["c1"]
     assert [c["credit"] for c in created["credits"]] == ["cr1"]
-
-
-def test_credit_spent_while_invoicing_is_taken_as_it_is_now(b, world, cat, app, monkeypatch):
-    """A credit partly spent between reading and storing (another request) is noticed
-    under the lock: the invoice is assembled again and takes only what is left; one credit
-    use is recorded, for that amount."""
-    from sqlalchemy import update
-
-    from billing_app.subscriptions import invoicing
-    from billing_app.subscriptions.models import CreditUse
-
-    cat.credit(world["sub"], "goodwill", 3000)
-    real = invoicing._assemble
-    taken = []
-
-    def assemble_then_spend(conn, account_id, ctx, req):
-        out = real(conn, account_id, ctx, req)
-        if not taken:
-            with db.engine.begin() as other:
-                other.execute(
-                    update(Credit.__table__)
-                    .where(Credit.__table__.c.handle == "goodwill")
-                    .values(pending_amount=1200)
-                )
-        taken.append([credit.take for credit in out.credits])
-        return out
-
-    monkeypatch.setattr(invoicing, "_assemble", assemble_then_spend)
-    inv = b.ok({"handle": "race-credit", "order_lines": [line(amount=5000)]})
-    assert taken == [[3000], [1200]]
-    assert inv["amount"] == 3800
-    assert [c["amount"] for c in inv["credits"]] == [1200]
-    with app.app_context():
-        credit = db.session.query(Credit).one()
-        uses = [(u.amount, u.invoice_id.hex) for u in db.session.query(CreditUse)]
-        db.session.remove()
-    assert (credit.state, credit.pending_amount) == ("transferred", 0)
-    assert uses == [(1200, inv["id"])]
-
-
-def test_costs_changed_while_invoicing_are_not_billed(b, world, cat, app, monkeypatch):
-    """A cost cancelled between reading and storing (another request) is noticed under the
-    lock: the invoice is assembled again without it, and the cost stays cancelled."""
-    from sqlalchemy import update
-
-    from billing_app.subscriptions import invoicing
-
-    cat.cost(world["sub"], "keep", 2000)
-    cat.cost(world["sub"], "gone", 3000)
-    real = invoicing._assemble
-    calls = []
-
-    def assemble_then_cancel(conn, account_id, ctx, req):
-        out = real(conn, account_id, ctx, req)
-        if not calls:
-            with db.engine.begin() as other:
-                other.execute(
-                    update(AdditionalCost.__table__)
-                    .where(AdditionalCost.__table__.c.handle == "gone")
-                    .values(state="cancelled")
-                )
-        calls.append(len(out.costs))
-        return out
-
-    monkeypatch.setattr(invoicing, "_assemble", assemble_then_cancel)
-    inv = b.ok({"handle": "race-1"})
-    assert calls == [2, 1]  # assembled with both, then again with the one left
-    assert inv["additional_costs"] == ["keep"]
-    assert [ln["ordertext"] for ln in by_origin(inv, "additional_cost")] == ["Cost keep"]
-    with app.app_context():
-        states = {c.handle: (c.state, c.invoice_id) for c in db.session.query(AdditionalCost)}
-        db.session.remove()
-    assert states["gone"] == ("cancelled", None)
-    assert states["keep"][0] == "transferred" and states["keep"][1].hex == inv["id"]

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Account
 from ..audit import service as audit
 from ..db import decimal_to_str, write_transaction
-from ..errors import Duplicate, InvalidInput, InvalidState, NotFound
+from ..errors import COUPON_CODE_TAKEN, Duplicate, InvalidInput, InvalidState, NotFound
 from ..extensions import db
 from ..money import decimal_places
 from ..querying import get_scoped, paged
@@ -217,14 +217,14 @@ def list_discounts(
 
 def create_coupon(account_id: uuid.UUID, data: dict[str, Any]) -> Coupon:
     """A code that attaches `discount` (a discount handle). Handles and codes are each
-    unique in the account: a taken handle is a Duplicate (code 11), a taken code is
-    Reepay's "Coupon code already exists" (code 88)."""
+    unique in the account: a taken handle is a Duplicate, a taken code is refused
+    (InvalidState, COUPON_CODE_TAKEN)."""
     data = dict(data)
     discount_handle = data.pop("discount")
     with write_transaction():
         discount = get_discount(account_id, discount_handle)
         if db.session.scalar(_count(Coupon, account_id, code=data["code"])):
-            raise InvalidState("Coupon code already exists", code=88)
+            raise InvalidState("Coupon code already exists", reason=COUPON_CODE_TAKEN)
         coupon = Coupon(account_id=account_id, discount_id=discount.id, **data)
         insert_unique(coupon, "Coupon", _count(Coupon, account_id, handle=coupon.handle))
         audit.record(

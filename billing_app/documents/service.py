@@ -34,7 +34,7 @@ from sqlalchemy.orm import selectinload
 from ..customers.models import Customer
 from ..db import is_sqlite, utcnow, write_transaction
 from ..entities.models import BillingEntity
-from ..errors import InvalidState
+from ..errors import INVOICE_WRONG_STATE, InvalidState
 from ..extensions import db
 from ..invoices import service as invoices
 from ..invoices.models import DRAFT, PAID, VOID, Invoice
@@ -48,8 +48,6 @@ from .snapshot import take_snapshot
 log = logging.getLogger(__name__)
 
 DRAFT_MESSAGE = "Invoice must be finalized or paid to generate PDF"
-# Dialect B's "Invoice wrong state".
-DRAFT_CODE_B = 82
 DUE, STORED = "due", "stored"
 # A row whose render failed this often is left to downloads (which still try) and
 # reported by the worker instead of being retried forever.
@@ -164,7 +162,7 @@ def require_issued(invoice: Invoice) -> Invoice:
     """The invoice if it has a document (it was issued); InvalidState for a draft and for
     a draft voided before it was finalized (no number, never an invoice)."""
     if not was_issued(invoice):
-        raise InvalidState(DRAFT_MESSAGE, code=DRAFT_CODE_B)
+        raise InvalidState(DRAFT_MESSAGE, reason=INVOICE_WRONG_STATE)
     return invoice
 
 

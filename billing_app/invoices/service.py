@@ -30,9 +30,18 @@ from ..customers.models import Customer, Wallet
 from ..db import new_uuid, utcnow, write_transaction
 from ..documents.snapshot import record_due
 from ..entities.models import BillingEntity
-from ..errors import InvalidInput, InvalidState, NotFound
+from ..errors import (
+    ALREADY_CANCELLED,
+    ALREADY_SETTLED,
+    CHARGE_IN_PROGRESS,
+    INVOICE_WRONG_STATE,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
 from ..money import line_amount, percent_to_fraction
+from ..payments.models import Transaction
 from ..querying import order_clause, page
 from ..taxes.service import TaxTable
 from . import calc, numbering
@@ -527,23 +536,57 @@ def issue_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> I
 # ---------------------------------------------------------------- pay, void, delete, edit
 
 
+def charge_in_flight(invoice_id: uuid.UUID) -> bool:
+    """Whether a card charge of this invoice is in flight (claimed by payments.service,
+    its result not recorded yet): the invoice's state waits for that result."""
+    return (
+        db.session.scalar(
+            select(Transaction.id)
+            .where(Transaction.invoice_id == invoice_id, Transaction.state == "processing")
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def check_payable(invoice: Invoice) -> None:
+    """An invoice can be paid (marked paid, settled by card, by a transfer) when it is open
+    or failed and no card charge of it is in flight; InvalidState with the reason else."""
+    if invoice.state == PAID:
+        raise InvalidState("Invoice already settled", reason=ALREADY_SETTLED)
+    if invoice.state == VOID:
+        raise InvalidState("Invoice already cancelled", reason=ALREADY_CANCELLED)
+    if invoice.state not in (OPEN, FAILED):
+        raise InvalidState(
+            f"Only finalized invoices can be marked paid (this one is {invoice.state})",
+            reason=INVOICE_WRONG_STATE,
+        )
+    if charge_in_flight(invoice.id):
+        raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
+
+
+def record_paid(invoice: Invoice, *, paid_at: datetime, now: datetime) -> None:
+    """Inside the caller's write transaction, the invoice locked: open or failed -> paid
+    (`check_payable`); automatic collection and dunning stop."""
+    check_payable(invoice)
+    invoice.state = PAID
+    invoice.paid_at = paid_at
+    invoice.dunning = False
+    invoice.next_collect_at = None
+    invoice.updated_at = now
+
+
 def mark_paid(
     account_id: uuid.UUID, invoice_id: uuid.UUID, paid_at: datetime | None = None
 ) -> Invoice:
-    """open or failed -> paid. A paid_at in the future is refused."""
+    """open or failed -> paid (`record_paid`). A paid_at in the future is refused."""
     now = utcnow()
     if paid_at is not None and paid_at > now + timedelta(minutes=5):
         raise InvalidInput(("paid_at",), "paid_at cannot be in the future")
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
-        if invoice.state not in (OPEN, FAILED):
-            raise InvalidState(
-                f"Only finalized invoices can be marked paid (this one is {invoice.state})"
-            )
         before = _snapshot(invoice)
-        invoice.state = PAID
-        invoice.paid_at = paid_at or now
-        invoice.updated_at = now
+        record_paid(invoice, paid_at=paid_at or now, now=now)
         audit.record(
             account_id,
             "invoice.paid",
@@ -556,14 +599,20 @@ def mark_paid(
 
 
 def void_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
-    """Any state but paid (and void) -> void. A voided invoice keeps its number.
-    Prepaid credit the invoice consumed goes back to the wallet."""
+    """Any state but paid (and void) -> void, unless a card charge of it is in flight. A
+    voided invoice keeps its number. Prepaid credit the invoice consumed goes back to the
+    wallet."""
     with write_transaction():
         invoice = get_invoice(account_id, invoice_id, lock=True)
         if invoice.state == PAID:
-            raise InvalidState("A paid invoice cannot be voided; issue a credit note instead")
+            raise InvalidState(
+                "A paid invoice cannot be voided; issue a credit note instead",
+                reason=ALREADY_SETTLED,
+            )
         if invoice.state == VOID:
-            raise InvalidState("The invoice is already voided")
+            raise InvalidState("The invoice is already voided", reason=ALREADY_CANCELLED)
+        if charge_in_flight(invoice.id):
+            raise InvalidState("Invoice has processing transactions", reason=CHARGE_IN_PROGRESS)
         before = _snapshot(invoice)
         now = utcnow()
         if invoice.prepaid_credit_minor:

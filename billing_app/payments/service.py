@@ -3,7 +3,7 @@
 Settling is two-phase so that no database lock is held while a gateway is called:
 1. claim: in a write transaction, check the invoice can be settled and insert a
    `processing` transaction (a partial unique index allows one in flight per invoice, so
-   a concurrent settle is refused with code 80);
+   a concurrent settle is refused: CHARGE_IN_PROGRESS);
 2. charge the gateway, outside any transaction;
 3. record: in a write transaction, mark the transaction settled or failed and move the
    invoice. Another partial unique index allows one settled settlement per invoice.
@@ -17,16 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Account
 from ..audit import service as audit
 from ..customers.models import Customer
 from ..db import utcnow, write_transaction
-from ..errors import InvalidState, NotFound
+from ..errors import (
+    CHARGE_DECLINED,
+    CHARGE_IN_PROGRESS,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
-from ..invoices.models import FAILED, OPEN, PAID, VOID, Invoice
+from ..invoices import service as invoices
+from ..invoices.models import FAILED, OPEN, Invoice
 from ..subscriptions.models import ON_HOLD, Subscription
 from .gateway import CardDetails, gateway
 from .models import PaymentMethod, Transaction
@@ -114,6 +120,15 @@ def resolve_payment_method(
     return method
 
 
+def subscription_payment_method(sub: Subscription) -> PaymentMethod | None:
+    """The card a subscription is charged with (instant invoices, automatic collection):
+    its payment method if it is still active, else None."""
+    if sub.payment_method_id is None:
+        return None
+    method = db.session.get(PaymentMethod, sub.payment_method_id)
+    return method if method is not None and method.state == "active" else None
+
+
 # ---------------------------------------------------------------- settlement
 
 
@@ -126,9 +141,10 @@ class ManualTransfer:
 
 
 def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
-    """Inside the caller's write transaction: an offline settlement; the invoice is paid."""
-    _check_settleable(invoice)
+    """Inside the caller's write transaction: an offline settlement; the invoice is paid
+    (`invoices.service.record_paid`, which refuses an invoice that cannot be paid)."""
     now = utcnow()
+    invoices.record_paid(invoice, paid_at=now, now=now)
     tx = Transaction(
         account_id=invoice.account_id,
         invoice_id=invoice.id,
@@ -145,44 +161,15 @@ def settle_manually(invoice: Invoice, transfer: ManualTransfer) -> Transaction:
         settled_at=now,
     )
     db.session.add(tx)
-    _mark_paid(invoice, now)
     db.session.flush()
     return tx
 
 
-def has_processing(invoice_id: uuid.UUID) -> bool:
-    """Whether a charge of this invoice is in flight (claimed, result not recorded yet)."""
-    return bool(
-        db.session.scalar(
-            select(func.count()).where(
-                Transaction.invoice_id == invoice_id, Transaction.state == "processing"
-            )
-        )
-    )
-
-
-def _check_settleable(invoice: Invoice) -> None:
-    if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", code=79)
-    if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", code=29)
-    if invoice.state not in (OPEN, FAILED):
-        raise InvalidState(f"Invoice cannot be settled in state {invoice.state}", code=82)
-
-
-def _mark_paid(invoice: Invoice, now: datetime) -> None:
-    invoice.state = PAID
-    invoice.paid_at = now
-    invoice.dunning = False
-    invoice.next_collect_at = None
-    invoice.updated_at = now
-
-
 def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
-    """Phase 1, inside the caller's write transaction: a `processing` transaction."""
-    _check_settleable(invoice)
-    if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", code=80)
+    """Phase 1, inside the caller's write transaction, the invoice locked: a `processing`
+    transaction, if the invoice can be paid (`invoices.service.check_payable`: open or
+    failed, no other charge in flight)."""
+    invoices.check_payable(invoice)
     tx = Transaction(
         account_id=invoice.account_id,
         invoice_id=invoice.id,
@@ -199,7 +186,9 @@ def claim(invoice: Invoice, method: PaymentMethod) -> Transaction:
         db.session.flush()
     except IntegrityError:
         # Another request claimed this invoice a moment ago (PostgreSQL).
-        raise InvalidState("Invoice has processing transactions", code=80) from None
+        raise InvalidState(
+            "Invoice has processing transactions", reason=CHARGE_IN_PROGRESS
+        ) from None
     return tx
 
 
@@ -239,7 +228,8 @@ def charge_and_record(
         before = {"state": invoice.state}
         if result.approved:
             tx.state, tx.settled_at, tx.gateway_reference = "settled", now, result.reference
-            _mark_paid(invoice, now)
+            db.session.flush()  # this charge is no longer in flight
+            invoices.record_paid(invoice, paid_at=now, now=now)
             action = "invoice.settled"
         else:
             tx.state, tx.failed_at, tx.error = "failed", now, result.error
@@ -286,8 +276,9 @@ def _schedule_retry(invoice: Invoice, now: datetime, retry_days: tuple[int, ...]
 
 
 def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method: str) -> Invoice:
-    """Settle now with a method (`"auto"` = newest active). A decline answers code 77 and
-    leaves the failed transaction on record; the invoice stays as it was."""
+    """Settle now with a method (`"auto"` = newest active). A decline is refused
+    (CHARGE_DECLINED) and leaves the failed transaction on record; the invoice stays as
+    it was."""
     with write_transaction():
         invoice = db.session.scalars(
             select(Invoice)
@@ -301,7 +292,7 @@ def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method:
         tx_id = tx.id
     outcome = charge_and_record(account_id, tx_id, instant=False, dunning=False)
     if not outcome.approved:
-        raise InvalidState(f"Transaction declined: {outcome.error}", code=77)
+        raise InvalidState(f"Transaction declined: {outcome.error}", reason=CHARGE_DECLINED)
     invoice = db.session.get(Invoice, invoice_id)
     assert invoice is not None
     return invoice
@@ -356,11 +347,11 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
             return None
         # The row is locked and fresh now; the subquery above may have used a snapshot
         # from before another collector's claim committed, so look again.
-        if has_processing(invoice.id):
+        if invoices.charge_in_flight(invoice.id):
             return _Claim(invoice.id, invoice.account_id, None)
         sub = db.session.get(Subscription, invoice.subscription_id)
-        method = db.session.get(PaymentMethod, sub.payment_method_id) if sub else None
-        if method is None or method.state != "active":
+        method = subscription_payment_method(sub) if sub is not None else None
+        if method is None:
             # Nothing to charge with: leave it for a person (or a new method) and move on.
             invoice.next_collect_at = None
             audit.record(
@@ -408,18 +399,6 @@ def collect_due(
 
 
 def cancel_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
-    """Dialect B cancel: void an invoice that is neither settled nor being charged."""
-    from ..invoices.service import void_invoice
-
-    invoice = db.session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, Invoice.id == invoice_id)
-    ).one_or_none()
-    if invoice is None:
-        raise NotFound("Invoice")
-    if invoice.state == PAID:
-        raise InvalidState("Invoice already settled", code=79)
-    if invoice.state == VOID:
-        raise InvalidState("Invoice already cancelled", code=29)
-    if has_processing(invoice.id):
-        raise InvalidState("Invoice has processing transactions", code=80)
-    return void_invoice(account_id, invoice_id)
+    """Dialect B cancel: `invoices.service.void_invoice` (refused for a settled or
+    cancelled invoice, or while a charge is in flight)."""
+    return invoices.void_invoice(account_id, invoice_id)

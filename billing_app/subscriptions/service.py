@@ -4,13 +4,13 @@ changes, the payment method, additional costs, credits and usage events.
 Every function takes the account id and plain values (handles, not ids: the handle is how
 both the API and the pages name these objects), owns its write transaction and raises
 domain errors: NotFound for anything unknown in this account (another account's objects
-included), Duplicate for a handle already taken, InvalidState with the dialect B code for
-an action the object's state forbids, InvalidInput naming the field. Every create and
+included), Duplicate for a handle already taken, InvalidState with its reason for an
+action the object's state forbids, InvalidInput naming the field. Every create and
 every state change writes an audit record.
 
 State machine: `active -> on_hold -> active` (reactivate), any but `expired -> expired`;
 `is_cancelled` is a flag (Reepay: a cancelled subscription runs to its period end). An
-expired subscription takes nothing new (code 13).
+expired subscription takes nothing new.
 """
 
 from __future__ import annotations
@@ -33,7 +33,21 @@ from ..catalog import service as catalog
 from ..catalog.models import Coupon, Discount, Metric, Plan
 from ..customers.models import Customer
 from ..db import new_uuid, utcnow, write_transaction
-from ..errors import InvalidInput, InvalidState, NotFound
+from ..errors import (
+    ADD_ON_ALREADY_ADDED,
+    ADD_ON_NOT_ELIGIBLE,
+    ADD_ON_QUANTITY_NOT_ALLOWED,
+    COST_NOT_PENDING,
+    COUPON_ALREADY_USED,
+    CREDIT_NOT_PENDING,
+    SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EXPIRED,
+    SUBSCRIPTION_NOT_ON_HOLD,
+    SUBSCRIPTION_ON_HOLD,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from ..extensions import db
 from ..money import decimal_places
 from ..payments import service as payments
@@ -78,7 +92,16 @@ def lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
 
 def _not_expired(sub: Subscription) -> None:
     if sub.state == EXPIRED:
-        raise InvalidState("Subscription expired", code=13)
+        raise InvalidState("Subscription expired", reason=SUBSCRIPTION_EXPIRED)
+
+
+def check_invoiceable(sub: Subscription) -> None:
+    """An on-demand invoice is refused for an expired, on-hold or cancelled subscription."""
+    _not_expired(sub)
+    if sub.state == ON_HOLD:
+        raise InvalidState("Subscription on hold", reason=SUBSCRIPTION_ON_HOLD)
+    if sub.is_cancelled:
+        raise InvalidState("Subscription cancelled", reason=SUBSCRIPTION_CANCELLED)
 
 
 def _account(account_id: uuid.UUID) -> Account:
@@ -183,17 +206,18 @@ def _subscription_add_ons(
         if not catalog.add_on_fits_plan(add_on, plan):
             raise InvalidState(
                 f"add_ons[{i}]: add-on {add_on.handle!r} is not eligible for plan {plan.handle!r}",
-                code=116,
+                reason=ADD_ON_NOT_ELIGIBLE,
             )
         if add_on.type == "on_off" and choice.quantity not in (None, 1):
             raise InvalidState(
-                f"add_ons[{i}].quantity: quantity is only for quantity add-ons", code=115
+                f"add_ons[{i}].quantity: quantity is only for quantity add-ons",
+                reason=ADD_ON_QUANTITY_NOT_ALLOWED,
             )
         handle = choice.handle or add_on.handle
         if handle in seen:
             raise InvalidState(
                 f"add_ons[{i}].handle: {handle!r} is already added to this subscription",
-                code=114,
+                reason=ADD_ON_ALREADY_ADDED,
             )
         seen.add(handle)
         out.append(
@@ -213,7 +237,8 @@ def create_subscription(account_id: uuid.UUID, req: NewSubscription) -> Subscrip
 
     Errors: unknown customer / plan / add-on / payment method (NotFound; a payment method
     of another customer is unknown too), a taken handle (Duplicate), an add-on not eligible
-    for the plan (116), a quantity on an on/off add-on (115), one add-on handle twice (114).
+    for the plan, a quantity on an on/off add-on, one add-on handle twice (InvalidState,
+    ADD_ON_NOT_ELIGIBLE, ADD_ON_QUANTITY_NOT_ALLOWED, ADD_ON_ALREADY_ADDED).
     """
     now = utcnow()
     with write_transaction():
@@ -302,12 +327,12 @@ def _transition(
 
 
 def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
-    """active -> on_hold. Expired: 13; already on hold: 95."""
+    """active -> on_hold; refused when expired or already on hold."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.state == ON_HOLD:
-            raise InvalidState("Subscription on hold", code=95)
+            raise InvalidState("Subscription on hold", reason=SUBSCRIPTION_ON_HOLD)
         _transition(
             account_id,
             sub,
@@ -318,11 +343,11 @@ def put_on_hold(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
-    """on_hold -> active; from any other state 97."""
+    """on_hold -> active; refused from any other state."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         if sub.state != ON_HOLD:
-            raise InvalidState("Subscription not on hold", code=97)
+            raise InvalidState("Subscription not on hold", reason=SUBSCRIPTION_NOT_ON_HOLD)
         _transition(
             account_id,
             sub,
@@ -338,12 +363,12 @@ def reactivate(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
-    """Sets `is_cancelled` (the state stays). Expired: 13; already cancelled: 22."""
+    """Sets `is_cancelled` (the state stays); refused when expired or already cancelled."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
         if sub.is_cancelled:
-            raise InvalidState("Subscription cancelled", code=22)
+            raise InvalidState("Subscription cancelled", reason=SUBSCRIPTION_CANCELLED)
         _transition(
             account_id, sub, "cancelled", {"is_cancelled": True, "cancelled_date": utcnow()}
         )
@@ -351,7 +376,7 @@ def cancel(account_id: uuid.UUID, handle: str) -> Subscription:
 
 
 def expire(account_id: uuid.UUID, handle: str) -> Subscription:
-    """Any state -> expired, for good. Already expired: 13."""
+    """Any state -> expired, for good; refused when already expired."""
     with write_transaction():
         sub = lock_subscription(account_id, handle)
         _not_expired(sub)
@@ -438,10 +463,10 @@ def add_discount(
 ) -> SubscriptionDiscount:
     """Attach a discount (by handle) or redeem a coupon (by code) on a subscription.
 
-    A coupon must be active and below `max_redemptions`, else "not found or not eligible"
-    (86); it is redeemed once per customer (87 the second time). Its redemption count rises
-    under a row lock, so parallel redemptions never exceed the maximum. `handle` is unique
-    per subscription and defaults to the discount's handle.
+    A coupon must be active and below `max_redemptions`, else it is not found
+    (NotFound); it is redeemed once per customer (COUPON_ALREADY_USED the second time).
+    Its redemption count rises under a row lock, so parallel redemptions never exceed the
+    maximum. `handle` is unique per subscription and defaults to the discount's handle.
     """
     if (discount is None) == (coupon is None):
         raise InvalidInput(("discount",), "Give either discount (a handle) or coupon (a code)")
@@ -472,7 +497,9 @@ def add_discount(
                 )
             )
             if used:
-                raise InvalidState("Coupon already used by this customer", code=87)
+                raise InvalidState(
+                    "Coupon already used by this customer", reason=COUPON_ALREADY_USED
+                )
             found = db.session.get(Discount, coupon_row.discount_id)
             assert found is not None
             discount_row = found
@@ -533,7 +560,7 @@ def subscription_discount_refs(
 
 def create_additional_cost(account_id: uuid.UUID, data: dict[str, Any]) -> AdditionalCost:
     """A one-time charge waiting (`pending`) on a subscription until an invoice collects
-    it. The handle is unique in the account. Expired subscription: 13."""
+    it. The handle is unique in the account; refused on an expired subscription."""
     data = dict(data)
     subscription_handle = data.pop("subscription")
     vat = data.get("vat")
@@ -579,7 +606,7 @@ def list_additional_costs(
 
 
 def cancel_additional_cost(account_id: uuid.UUID, handle: str) -> AdditionalCost:
-    """pending -> cancelled; from any other state 25."""
+    """pending -> cancelled; refused from any other state."""
     with write_transaction():
         cost = db.session.scalars(
             select(AdditionalCost)
@@ -589,7 +616,9 @@ def cancel_additional_cost(account_id: uuid.UUID, handle: str) -> AdditionalCost
         if cost is None:
             raise NotFound("Additional cost")
         if cost.state != PENDING:
-            raise InvalidState(f"Additional cost is {cost.state}, not pending", code=25)
+            raise InvalidState(
+                f"Additional cost is {cost.state}, not pending", reason=COST_NOT_PENDING
+            )
         cost.state = CANCELLED
         db.session.flush()
         audit.record(
@@ -652,7 +681,7 @@ def list_credits(
 
 def cancel_credit(account_id: uuid.UUID, handle: str) -> Credit:
     """pending and untouched -> cancelled; a credit an invoice consumed (even partly) is
-    not pending any more for this purpose: 28."""
+    not pending any more for this purpose (CREDIT_NOT_PENDING)."""
     with write_transaction():
         credit = db.session.scalars(
             select(Credit)
@@ -662,7 +691,9 @@ def cancel_credit(account_id: uuid.UUID, handle: str) -> Credit:
         if credit is None:
             raise NotFound("Credit")
         if credit.state != PENDING or credit.pending_amount != credit.amount:
-            raise InvalidState("Credit is not pending (or partly consumed)", code=28)
+            raise InvalidState(
+                "Credit is not pending (or partly consumed)", reason=CREDIT_NOT_PENDING
+            )
         credit.state = CANCELLED
         db.session.flush()
         audit.record(
@@ -707,7 +738,7 @@ class NewUsage:
 
 def record_usage(account_id: uuid.UUID, req: NewUsage) -> UsageEvent:
     """One usage event. A `transaction_id` already recorded in the account is a Duplicate
-    (code 11) and stores nothing, so a client can retry safely."""
+    and stores nothing, so a client can retry safely."""
     if req.value < 0:
         raise InvalidInput(("value",), "value must not be negative")
     if decimal_places(req.value) > 6:

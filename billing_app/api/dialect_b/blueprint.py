@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from ... import errors
 from ...db import utcnow
 from ...errors import (
     DomainError,
@@ -83,6 +84,29 @@ NOT_FOUND_CODES = {
     "Usage event": 8,
 }
 
+# Why a rule refused an action (errors.InvalidState.reason) -> Reepay's code; a reason not
+# listed here (or none) answers 1, "Invalid request".
+REASON_CODES: dict[str | None, int] = {
+    errors.SUBSCRIPTION_EXPIRED: 13,
+    errors.SUBSCRIPTION_CANCELLED: 22,
+    errors.COST_NOT_PENDING: 25,
+    errors.CREDIT_NOT_PENDING: 28,
+    errors.ALREADY_CANCELLED: 29,
+    errors.NOTHING_TO_INVOICE: 54,
+    errors.NO_PAYMENT_METHOD: 76,
+    errors.CHARGE_DECLINED: 77,
+    errors.ALREADY_SETTLED: 79,
+    errors.CHARGE_IN_PROGRESS: 80,
+    errors.INVOICE_WRONG_STATE: 82,
+    errors.COUPON_ALREADY_USED: 87,
+    errors.COUPON_CODE_TAKEN: 88,
+    errors.SUBSCRIPTION_ON_HOLD: 95,
+    errors.SUBSCRIPTION_NOT_ON_HOLD: 97,
+    errors.ADD_ON_ALREADY_ADDED: 114,
+    errors.ADD_ON_QUANTITY_NOT_ALLOWED: 115,
+    errors.ADD_ON_NOT_ELIGIBLE: 116,
+}
+
 
 def error_body(code: int, message: str | None = None, status: int | None = None) -> Response:
     error, default_status = ERRORS.get(code, ("Invalid request", 400))
@@ -128,7 +152,7 @@ def error_response(exc: BaseException) -> Response | None:
     if isinstance(exc, Duplicate):
         return error_body(11, exc.message)
     if isinstance(exc, InvalidState):
-        return error_body(exc.code, exc.message)
+        return error_body(REASON_CODES.get(exc.reason, 1), exc.message)
     if isinstance(exc, InUse):
         return error_body(1, exc.message)
     if isinstance(exc, IdempotencyConflict):

@@ -257,19 +257,6 @@ def one(inv: Invoice) -> dict[str, Any]:
     return invoice_b_json(inv, _Context([inv]))
 
 
-def _just_created(created: invoicing.CreatedInvoice) -> dict[str, Any]:
-    """The answer for an invoice this request stored, from what the service holds (the
-    same as reading it back: tests/test_b_invoice.py compares the two)."""
-    inv = created.invoice
-    ctx = _Context.__new__(_Context)
-    ctx.customers = {inv.customer_id: created.customer_handle}
-    ctx.subscriptions = {inv.subscription_id: created.subscription_handle}
-    ctx.costs = {inv.id: created.cost_handles}
-    ctx.transactions = {}
-    ctx.credits = {inv.id: created.credit_uses}
-    return invoice_b_json(inv, ctx)
-
-
 def find_invoice(ref: str) -> Invoice:
     """By id (32 hex, as dialect B shows it, or a UUID) or by handle, in this account."""
     account_id = _account().id
@@ -311,8 +298,6 @@ def create_subscription_invoice(handle: str, body: s.SubscriptionInvoiceCreate) 
     extra order lines; optionally collect it at once."""
     account_id = _account().id
     plan = invoicing.create_subscription_invoice(account_id, handle, to_request(body))
-    if plan.created is not None:
-        return _just_created(plan.created)
     invoicing.charge_after_create(account_id, plan)
     return one(invoices.get_invoice(account_id, plan.invoice_id))
 
@@ -415,11 +400,11 @@ def get_metadata(ref: str) -> dict[str, Any]:
 )
 def settle(ref: str, body: s.InvoiceSettle) -> dict[str, Any]:
     """Settle now with a payment method (`"auto"`: the customer's newest active one)."""
-    from ...errors import InvalidState
+    from ...errors import NO_PAYMENT_METHOD, InvalidState
 
     inv = find_invoice(ref)
     if not body.payment_method:
-        raise InvalidState("Payment method not provided", code=76)
+        raise InvalidState("Payment method not provided", reason=NO_PAYMENT_METHOD)
     payments.settle_invoice(_account().id, inv.id, body.payment_method)
     return one(invoices.get_invoice(_account().id, inv.id))
 

@@ -16,10 +16,17 @@ from flask_wtf import FlaskForm
 from ...catalog import service as catalog
 from ...catalog.models import Plan
 from ...customers import service as customers
-from ...errors import DomainError, Duplicate, InvalidInput, InvalidState, NotFound
+from ...errors import (
+    NOTHING_TO_INVOICE,
+    DomainError,
+    Duplicate,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from ...invoices import service as invoices
 from ...invoices.calc import Totals
-from ...invoices.records import LineRecord
+from ...invoices.models import InvoiceLine
 from ...payments.service import ManualTransfer
 from ...querying import MAX_PAGE_SIZE, parse_uuid
 from ...subscriptions import invoicing, overview
@@ -674,7 +681,7 @@ class InvoiceNow:
     rows: list[OrderLineRow]
     view: overview.SubscriptionOverview
     tax_choices: list[Any]
-    lines: list[LineRecord] = field(default_factory=list)
+    lines: list[InvoiceLine] = field(default_factory=list)
     totals: Totals | None = None
     note: str = ""
     preview_error: str = ""
@@ -804,7 +811,7 @@ def _show_invoice_error(now: InvoiceNow, exc: DomainError, *, preview: bool) -> 
     if isinstance(exc, Duplicate):
         form.handle.errors = [*form.handle.errors, exc.message]
         return
-    if isinstance(exc, InvalidState) and exc.code == 54:
+    if isinstance(exc, InvalidState) and exc.reason == NOTHING_TO_INVOICE:
         now.note = "Nothing to invoice: choose plan lines, or add an order line."
         if not preview:
             form.form_errors.append("There is nothing to invoice: " + now.note.split(": ", 1)[1])
