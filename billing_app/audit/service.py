@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from ..accounts.models import Account
 from ..db import utcnow
@@ -107,10 +107,6 @@ def record(
     *,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-    # kept for subscriptions/invoicing.py until it is ported (its Core connection and the
-    # writes to run on it first); nothing else may pass them
-    conn: Any = None,
-    with_writes: Sequence[tuple[Any, dict[str, Any]]] = (),
 ) -> AuditRecord:
     """Append one record to the account's chain, inside the caller's write transaction.
 
@@ -121,10 +117,6 @@ def record(
     canonical content (`_digest`), computed here in Python, and becomes the account's new
     head; `verify_chain` recomputes it the same way.
     """
-    if conn is not None:
-        return _record_on_connection(
-            conn, account_id, action, object_type, object_id, before, after, with_writes
-        )
     actor = current_actor()
     # FOR NO KEY UPDATE (what the UPDATE of the head takes anyway): it does not wait for
     # the KEY SHARE locks that inserts referencing the account hold, as FOR UPDATE would
@@ -150,49 +142,6 @@ def record(
     account.audit_seq = entry.seq
     account.audit_head = entry.hash
     db.session.add(entry)
-    return entry
-
-
-# kept for subscriptions/invoicing.py until it is ported
-def _record_on_connection(
-    conn: Any,
-    account_id: uuid.UUID,
-    action: str,
-    object_type: str,
-    object_id: Any,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-    with_writes: Sequence[tuple[Any, dict[str, Any]]],
-) -> AuditRecord:
-    """`record` on a Core connection, after running `with_writes` on it."""
-    for statement, params in with_writes:
-        conn.execute(statement, params)
-    accounts = Account.__table__
-    seq, head = conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id)
-        .values(audit_seq=accounts.c.audit_seq + 1)
-        .returning(accounts.c.audit_seq, accounts.c.audit_head)
-    ).one()
-    actor = current_actor()
-    entry = AuditRecord(
-        account_id=account_id,
-        seq=seq,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        request_id=actor.request_id,
-        created_at=utcnow(),
-        prev_hash=head,
-    )
-    entry.hash = _digest(head, _content(entry))
-    names = (*_FIELDS, "prev_hash", "hash")
-    conn.execute(insert(AuditRecord.__table__), {name: getattr(entry, name) for name in names})
-    conn.execute(update(accounts).where(accounts.c.id == account_id).values(audit_head=entry.hash))
     return entry
 
 

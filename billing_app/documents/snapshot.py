@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
-
 from ..customers.models import Customer
 from ..entities.models import BillingEntity
 from ..extensions import db
@@ -127,22 +125,3 @@ def record_due(invoice: Invoice, entity: BillingEntity, customer: Customer) -> I
     )
     db.session.add(document)
     return document
-
-
-# kept for subscriptions/invoicing.py until it is ported
-def due_write(
-    invoice: Invoice,
-    entity: BillingEntity,
-    customer: Customer,
-    snapshot: dict[str, Any] | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """`record_due` as a Core (statement, parameters) pair."""
-    assert invoice.id is not None
-    return insert(InvoiceDocument.__table__), {
-        "invoice_id": invoice.id,
-        "account_id": invoice.account_id,
-        "state": "due",
-        "snapshot": take_snapshot(invoice, entity, customer) if snapshot is None else snapshot,
-        "created_at": invoice.issued_at,
-        "attempts": 0,
-    }

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import selectinload
@@ -43,21 +43,9 @@ from ..extensions import db
 from ..money import line_amount, percent_to_fraction
 from ..payments.models import Transaction
 from ..querying import order_clause, page
-from ..taxes.service import TaxTable
 from . import calc, numbering
 from .models import DRAFT, FAILED, ONE_OFF, OPEN, PAID, VOID, Invoice, InvoiceLine
-from .parties import Parties as InvoiceParties
-from .parties import invoice_parties, issuer_and_customer, resolve_parties
-
-# kept for subscriptions/invoicing.py and invoices/queries.py until they are ported
-from .records import (  # noqa: F401
-    LineRecord,
-    Parties,
-    build_line_records,
-    insert_invoice,
-    issue_new,
-    new_invoice_record,
-)
+from .parties import Parties, invoice_parties, issuer_and_customer, resolve_parties
 
 MAX_LINES = 500
 LINE_KINDS = {"discount": calc.DISCOUNT, "credit": calc.CREDIT}
@@ -247,31 +235,12 @@ def _check_named_items(
         )
 
 
-@overload
-def build_lines(
-    parties: InvoiceParties, drafts: Sequence[LineDraft], *, max_lines: int | None = ...
-) -> list[InvoiceLine]: ...
-
-
-@overload
 def build_lines(
     parties: Parties,
     drafts: Sequence[LineDraft],
     *,
-    max_lines: int | None = ...,
-    conn: Any = ...,
-    taxes: TaxTable | None = ...,
-) -> list[LineRecord]: ...
-
-
-def build_lines(
-    parties: InvoiceParties | Parties,
-    drafts: Sequence[LineDraft],
-    *,
     max_lines: int | None = MAX_LINES,
-    conn: Any = None,
-    taxes: TaxTable | None = None,
-) -> list[InvoiceLine] | list[LineRecord]:
+) -> list[InvoiceLine]:
     """The invoice lines of `drafts`, priced for `parties` (`invoices.parties`): validated,
     with positions, amounts, tax rates (by `TaxTable.rate_for`'s precedence) and line VAT.
     Transient ORM objects: nothing is added to the session or written.
@@ -280,9 +249,6 @@ def build_lines(
     rates of those charges the parties' table lacks. InvalidInput for no lines, too many,
     a claimed amount that is not quantity x unit price, an unknown charge or metric.
     """
-    if isinstance(parties, Parties):
-        # kept for subscriptions/invoicing.py and invoices/queries.py until they are ported
-        return build_line_records(parties, drafts, max_lines=max_lines, conn=conn, taxes=taxes)
     _check_line_count(drafts, max_lines)
     charge_taxes, known_codes = _named_items(parties.account_id, drafts)
     parties = parties.with_item_rates(charge_taxes.values())
@@ -350,7 +316,7 @@ def _snapshot(invoice: Invoice) -> dict[str, Any]:
 # ---------------------------------------------------------------- create
 
 
-def _new_draft(parties: InvoiceParties, req: OneOffInvoiceRequest) -> Invoice:
+def _new_draft(parties: Parties, req: OneOffInvoiceRequest) -> Invoice:
     """The one-off draft of `req` for `parties`, with its lines and totals; not stored."""
     lines = build_lines(parties, req.lines)
     totals = _priced_totals(lines)
@@ -405,9 +371,7 @@ def preview_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) ->
     return build_one_off_invoice(account_id, req)
 
 
-def _store_new_draft(
-    account_id: uuid.UUID, req: OneOffInvoiceRequest
-) -> tuple[Invoice, InvoiceParties]:
+def _store_new_draft(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> tuple[Invoice, Parties]:
     """Inside a write transaction: build the draft, add it, record `invoice.created`."""
     parties = resolve_parties(account_id, req.customer_id, req.billing_entity_id)
     invoice = _new_draft(parties, req)

@@ -172,17 +172,13 @@ def load_tax_table(
     account_id: uuid.UUID,
     tax_ids: Iterable[uuid.UUID | None],
     account_default_percent: Decimal | None,
-    conn: Any = None,
 ) -> TaxTable:
-    """The named rates and the organisation-wide one, scoped to the account (one query).
-    `conn`: kept for invoices/records.py (the old Core paths) until it goes; else the
-    session's."""
+    """The named rates and the organisation-wide one, scoped to the account (one query)."""
     ids = [tax_id for tax_id in set(tax_ids) if tax_id is not None]
-    executor: Any = conn if conn is not None else db.session
     if ids:
-        rows = executor.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
+        rows = db.session.execute(_NAMED_OR_ORG_TAXES, {"account": account_id, "ids": ids})
     else:
-        rows = executor.execute(_ORG_TAXES, {"account": account_id})
+        rows = db.session.execute(_ORG_TAXES, {"account": account_id})
     return tax_table(rows, account_default_percent)
 
 
