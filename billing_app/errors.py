@@ -7,6 +7,7 @@ a message, and for invalid input the path of the offending field.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 
 class DomainError(Exception):
@@ -56,8 +57,10 @@ class InUse(DomainError):
 
 
 class IdempotencyConflict(DomainError):
-    """Same Idempotency-Key with a different request (422) or while it runs (409)."""
+    """An Idempotency-Key that cannot run this request. `reason`: "invalid_key" (empty or
+    too long), "mismatch" (the key was used with another request) or "in_progress" (the
+    first request with the key still runs)."""
 
-    def __init__(self, message: str, status: int):
+    def __init__(self, message: str, reason: Literal["invalid_key", "mismatch", "in_progress"]):
         super().__init__(message)
-        self.status = status
+        self.reason = reason

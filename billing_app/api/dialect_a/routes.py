@@ -22,11 +22,9 @@ from ...invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID
 from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ...taxes.models import TaxRate
-from ..http import account_scope, iso
+from ..http import iso
 from . import schemas as s
-from .blueprint import endpoint, make_blueprint
-
-bp = make_blueprint("api_a")
+from .blueprint import bp, endpoint
 
 STATUS_TO_STATES = {
     "draft": (DRAFT,),
@@ -176,7 +174,6 @@ INVOICE_404 = {404: "Invoice not found"}
     response=s.InvoiceResponse,
     tags=("Invoices",),
     errors={**AUTH_ERRORS, 404: "Customer not found"},
-    key_in_first_read=True,
 )
 def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     """Create a one-off invoice with custom line items (a draft)."""
@@ -198,7 +195,7 @@ def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
             for item in body.line_items
         ],
     )
-    return invoice_json(invoices.create_one_off_invoice(account_scope(), req))
+    return invoice_json(invoices.create_one_off_invoice(account_id(), req))
 
 
 @endpoint(
@@ -296,10 +293,8 @@ def _action(name: str, summary: str, error400: str) -> None:
     service = services[name]
 
     def view(invoice_id: str) -> dict[str, Any]:
-        # The service returns the invoice as stored, lines loaded: no second read. Finalize
-        # looks the API key up with that read (`key_in_first_read`).
-        account = account_scope() if name == "finalize" else account_id()
-        return invoice_json(service(account, parse_uuid(invoice_id, "Invoice")))
+        # The service returns the invoice as stored, lines loaded: no second read.
+        return invoice_json(service(account_id(), parse_uuid(invoice_id, "Invoice")))
 
     view.__name__ = f"{name}_invoice"
     view.__doc__ = summary
@@ -311,7 +306,6 @@ def _action(name: str, summary: str, error400: str) -> None:
         response=s.InvoiceResponse,
         tags=("Invoices",),
         errors={**AUTH_ERRORS, **INVOICE_404, 400: error400},
-        key_in_first_read=name == "finalize",
     )(view)
 
 
