@@ -176,6 +176,7 @@ class EndpointDoc:
 
     dialect: str
     summary: str
+    description: str = ""
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: Any = None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args, get_origin
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, abort, current_app, render_template
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from . import reference
 from .http import EndpointDoc, json_response
 
 bp = Blueprint("openapi", __name__)
@@ -55,6 +56,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, method, doc in sorted(docs, key=lambda d: (d[0], d[1])):
         op: dict[str, Any] = {
             "summary": doc.summary,
+            "description": doc.description,
+            "x-dialect": doc.dialect,
             "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
             "tags": list(doc.tags),
             "parameters": [],
@@ -132,18 +135,27 @@ def build_spec(app: Flask) -> dict[str, Any]:
     }
 
 
+def spec_of(app: Flask) -> dict[str, Any]:
+    """The app's OpenAPI document, built once per app: a function of its routes and models."""
+    spec = app.extensions.get("billing_openapi")
+    if spec is None:
+        spec = app.extensions["billing_openapi"] = build_spec(app)
+    return spec
+
+
 @bp.get("/openapi.json")
 def openapi_json() -> Any:
     """The OpenAPI document of every JSON route."""
-    spec = current_app.extensions.get("billing_openapi")
-    if spec is None:
-        spec = build_spec(current_app)
-        current_app.extensions["billing_openapi"] = spec
-    return json_response(spec)
+    return json_response(spec_of(current_app))
 
 
 @bp.get("/docs")
-def docs_page() -> str:
-    """Human-readable API reference, rendered on the server from the same document."""
-    spec = current_app.extensions.get("billing_openapi") or build_spec(current_app)
-    return render_template("api_docs.html", spec=spec)
+@bp.get("/docs/<dialect>")
+def docs_page(dialect: str | None = None) -> str:
+    """Human-readable API reference, rendered on the server from the same document: both
+    dialects, or one (`/docs/a`, `/docs/b`)."""
+    spec = spec_of(current_app)
+    shown = [d for d in reference.dialects(spec) if dialect in (None, d.name.lower())]
+    if not shown:
+        abort(404)
+    return render_template("api_docs.html", info=spec["info"], dialects=shown, one=dialect)

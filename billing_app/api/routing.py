@@ -6,6 +6,7 @@ body. Each dialect supplies only its error mapping."""
 from __future__ import annotations
 
 import functools
+import inspect
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ def endpoint(
             EndpointDoc(
                 dialect=dialect.name,
                 summary=summary,
+                description=inspect.getdoc(fn) or "",
                 body=body,
                 query=query,
                 response=response,

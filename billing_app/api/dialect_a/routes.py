@@ -543,14 +543,17 @@ TAX_404 = {404: "Tax not found"}
     "POST",
     summary="Create a tax",
     body=s.TaxCreate,
-    response=s.TaxResponse,
+    response=s.TaxCreatedResponse,
     status=201,
     tags=("Taxes",),
     errors={**AUTH_ERRORS, 409: "Tax with this code already exists"},
 )
 def create_tax(body: s.TaxCreate) -> dict[str, Any]:
-    """Create a tax rate (percent). `applied_to_organization` makes it the account default."""
-    return tax_json(taxes.create_tax(account_id(), body.model_dump()))
+    """Create a tax rate (percent). `applied_to_organization` makes it the account's
+    organisation-wide default, replacing the previous one: the answer's
+    `replaced_organization_tax` names it (null when there was none)."""
+    created = taxes.create_tax(account_id(), body.model_dump())
+    return tax_json(created.tax) | {"replaced_organization_tax": created.replaced_organization_tax}
 
 
 @endpoint(

@@ -131,13 +131,13 @@ class _Context:
             ctx.customers = dict(
                 db.session.execute(
                     select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
-                ).tuples()
+                ).all()
             )
         if sub_ids:
             ctx.subscriptions = dict(
                 db.session.execute(
                     select(Subscription.id, Subscription.handle).where(Subscription.id.in_(sub_ids))
-                ).tuples()
+                ).all()
             )
         if ids:
             for invoice_id, handle in db.session.execute(
