@@ -15,6 +15,14 @@ from .http import EndpointDoc, json_response
 
 bp = Blueprint("openapi", __name__)
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
+PATH_PARAMETERS = {
+    "invoice_id": "The invoice's id.",
+    "customer_id": "The customer's id.",
+    "code": "The object's code, URL-encoded (it may contain /).",
+    "handle": "The object's handle.",
+    "ref": "The invoice's id (32 hex digits, or a UUID) or its handle.",
+    "method_id": "The payment method's id (ca_...).",
+}
 
 
 def _model_of(tp: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -66,7 +74,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
         }
         for name in re.findall(r"{([a-zA-Z_]+)}", path):
             op["parameters"].append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "description": PATH_PARAMETERS.get(name, ""),
+                    "schema": {"type": "string"},
+                }
             )
         if doc.query is not None:
             qschema = doc.query.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -62,7 +62,8 @@ class Operation:
     description: str
     parameters: list[Field]
     body: str | None
-    responses: list[tuple[str, str, str | None]]  # (status, description, schema)
+    # (status, description, the answer's type, the schema it names)
+    responses: list[tuple[str, str, str, str | None]]
 
 
 @dataclass
@@ -221,7 +222,8 @@ def dialects(spec: dict[str, Any]) -> list[Dialect]:
                 content: dict[str, Any] = answer.get("content", {})
                 media: dict[str, Any] = next(iter(content.values()), {})
                 schema = media.get("schema", {})
-                responses.append((status, answer["description"], type_label(schema)[1]))
+                label, named = type_label(schema) if schema else ("", None)
+                responses.append((status, answer["description"], label, named))
             out[dialect].operations.append(
                 Operation(
                     method=method.upper(),
@@ -230,7 +232,11 @@ def dialects(spec: dict[str, Any]) -> list[Dialect]:
                     summary=op["summary"],
                     description=op.get("description", ""),
                     parameters=[
-                        _field(f"{p['name']} ({p['in']})", p["schema"], p["required"])
+                        _field(
+                            f"{p['name']} ({p['in']})",
+                            {"description": p.get("description", "")} | p["schema"],
+                            p["required"],
+                        )
                         for p in op.get("parameters", [])
                     ],
                     body=_ref_name(body.get("schema", {})),

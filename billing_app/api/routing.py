@@ -152,6 +152,8 @@ def endpoint(
                     raise
             finally:
                 if reservation is not None:
+                    # Nothing the request left unwritten may ride along with the key.
+                    db.session.rollback()
                     idempotency.finish(reservation, stored(resp) if store else None)
             return resp
 
