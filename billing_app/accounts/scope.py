@@ -20,10 +20,7 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from .models import Account, User
-from .service import (
-    AccountRef,
-    SessionUser,
-)
+from .service import AccountRef, SessionUser
 
 AccountScope = uuid.UUID
 
