@@ -31,9 +31,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     orm.init_app(app)
-    from .db import close_request_connection
-
-    app.teardown_appcontext(close_request_connection)
     migrate.init_app(app, orm, directory=str(_resource_dir("migrations")))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -46,15 +43,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
             install_sqlite_tuning(engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
-    from .api import documents as api_documents  # noqa: F401  (PDF routes join api_a, api_b)
-    from .api.dialect_a.routes import bp as api_a
+    from .api import dialect_a, dialect_b
     from .api.openapi import bp as openapi_bp
 
-    app.register_blueprint(api_a, url_prefix="/v1")
-    from .api.dialect_b import invoices, resources  # noqa: F401  (their routes join api_b)
-    from .api.dialect_b.blueprint import bp as api_b
-
-    app.register_blueprint(api_b, url_prefix="/v1")
+    app.register_blueprint(dialect_a.bp, url_prefix="/v1")
+    app.register_blueprint(dialect_b.bp, url_prefix="/v1")
     app.register_blueprint(openapi_bp)
     from .documents.routes import bp as documents_bp  # the print page and its PDF
 

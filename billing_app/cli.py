@@ -173,9 +173,9 @@ def _print_demo(account_id: str, api_key: str) -> None:
 @billing_cli.command("purge-idempotency-keys")
 def purge_idempotency_keys() -> None:
     """Delete expired Idempotency-Key records (run daily from cron)."""
-    from .api.http import purge_expired_idempotency_keys
+    from .idempotency import service as idempotency
 
-    click.echo(f"deleted {purge_expired_idempotency_keys()} expired keys")
+    click.echo(f"deleted {idempotency.purge_expired()} expired keys")
 
 
 @billing_cli.command("verify-audit")

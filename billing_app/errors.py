@@ -10,7 +10,7 @@ maps reasons to Reepay's codes; dialect A and the pages answer by the error's cl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Literal
 
 # Why an action was refused (InvalidState.reason). None: no more specific reason.
 ALREADY_SETTLED: Final = "already_settled"
@@ -80,9 +80,15 @@ class InUse(DomainError):
     """Deleting this would orphan other records (e.g. a customer with invoices)."""
 
 
-class IdempotencyConflict(DomainError):
-    """Same Idempotency-Key with a different request (422) or while it runs (409)."""
+IdempotencyReason = Literal["invalid_key", "mismatch", "in_progress"]
 
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
-        self.status = status
+
+class IdempotencyConflict(DomainError):
+    """An Idempotency-Key that cannot run this request. `reason`: "invalid_key" (empty or
+    too long), "mismatch" (the key was used with another request) or "in_progress" (the
+    first request with the key still runs)."""
+
+    reason: IdempotencyReason
+
+    def __init__(self, message: str, reason: IdempotencyReason):
+        super().__init__(message, reason)

@@ -413,6 +413,8 @@ def test_tax_crud(api):
     assert created["rate"] == "19"
     assert created["applied_to_organization"] is False
     assert created["description"] == "Standard"
+    # Only the create's answer says which organisation default it replaced (none here).
+    assert created.pop("replaced_organization_tax") is None
     assert ok(api.get("/v1/taxes/VAT19")) == created
     updated = ok(api.put("/v1/taxes/VAT19", {"rate": 19.5, "name": "VAT 19.5%"}))
     assert updated["rate"] == "19.5"
@@ -465,21 +467,26 @@ def test_tax_list_order_by_rate_is_numeric(api):
 
 
 def test_only_one_organization_tax(api):
-    create(
+    first = create(
         api,
         "/v1/taxes/",
         {"code": "org1", "name": "O1", "rate": "5", "applied_to_organization": True},
     )
-    create(
+    assert first["replaced_organization_tax"] is None
+    second = create(
         api,
         "/v1/taxes/",
         {"code": "org2", "name": "O2", "rate": "6", "applied_to_organization": True},
     )
+    # Creating an organisation-wide tax says which default it replaced.
+    assert second["replaced_organization_tax"] == "org1"
+    plain = create(api, "/v1/taxes/", {"code": "plain", "name": "P", "rate": "7"})
+    assert plain["replaced_organization_tax"] is None
     flags = {t["code"]: t["applied_to_organization"] for t in ok(api.get("/v1/taxes/"))}
-    assert flags == {"org1": False, "org2": True}
+    assert flags == {"org1": False, "org2": True, "plain": False}
     ok(api.put("/v1/taxes/org1", {"applied_to_organization": True}))
     flags = {t["code"]: t["applied_to_organization"] for t in ok(api.get("/v1/taxes/"))}
-    assert flags == {"org1": True, "org2": False}
+    assert flags == {"org1": True, "org2": False, "plain": False}
 
 
 # ---------------------------------------------------------------- tax precedence
@@ -816,6 +823,7 @@ def test_codes_with_url_special_characters_round_trip(api, code):
 
     path_code = quote(code, safe="")
     tax = create(api, "/v1/taxes/", {"code": code, "name": "T", "rate": "5"})
+    assert tax.pop("replaced_organization_tax") is None
     assert ok(api.get(f"/v1/taxes/{path_code}")) == tax
     assert ok(api.put(f"/v1/taxes/{path_code}", {"rate": "6"}))["rate"] == "6"
     assert api.delete(f"/v1/taxes/{path_code}").status_code == 204

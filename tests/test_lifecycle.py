@@ -258,7 +258,7 @@ def test_audit_hash_is_the_same_whoever_computes_it(app, tenant):
         db.session.remove()
 
 
-def test_a_request_reads_what_its_core_write_stored(app, tenant, api):
+def test_a_request_reads_what_its_write_stored(app, tenant, api):
     """A request that read through the ORM session, then created an invoice (its own write
     transaction), must see that invoice when it reads again: on SQLite a read transaction
     left open would otherwise keep its snapshot from before the write."""

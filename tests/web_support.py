@@ -118,7 +118,7 @@ def make_tax(app: Flask, tenant: Any, code: str, percent: str, **extra: Any) -> 
         tax = create_tax(
             tenant.account_id,
             {"code": code, "name": f"VAT {percent}", "rate": Decimal(percent), **extra},
-        )
+        ).tax
         db.session.remove()
     return tax
 

@@ -8,23 +8,23 @@ secret part has 240 bits of entropy, so a fast hash is enough: there is nothing 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import string
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, select, update
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..audit import service as audit
-from ..db import core_connection, precompiled, utcnow, write_transaction
+from ..db import utcnow, write_transaction
 from ..entities.models import BillingEntity
 from ..errors import DomainError, Duplicate, InvalidInput, NotFound
 from ..extensions import db
@@ -151,108 +151,42 @@ def list_api_keys(account_id: uuid.UUID) -> list[ApiKey]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRef:
-    """What a request needs of its account: read once at authentication, never stale
-    within the request, and cheap (no ORM object)."""
-
-    id: uuid.UUID
-    name: str
-    timezone: str
-    default_currency: str
-    default_vat_percent: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPrincipal:
-    key_id: uuid.UUID
-    prefix: str
-    account: AccountRef
-
-
-_KEYS = ApiKey.__table__
-_ACCOUNTS = Account.__table__
-# What a key's lookup reads, in this order (`principal_from_values` takes them so).
-KEY_COLUMNS = (
-    _KEYS.c.id,
-    _KEYS.c.prefix,
-    _KEYS.c.key_hash,
-    _KEYS.c.revoked_at,
-    _KEYS.c.last_used_at,
-    _ACCOUNTS.c.id.label("account_id"),
-    _ACCOUNTS.c.name,
-    _ACCOUNTS.c.timezone,
-    _ACCOUNTS.c.default_currency,
-    _ACCOUNTS.c.default_vat_percent,
-)
-KEY_TABLES = _KEYS.join(_ACCOUNTS, _ACCOUNTS.c.id == _KEYS.c.account_id)
-_KEY_LOOKUP = (
-    select(*KEY_COLUMNS).select_from(KEY_TABLES).where(_KEYS.c.prefix == bindparam("prefix"))
-)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyCandidate:
-    """A key of the right shape, not yet looked up: its visible prefix and its hash."""
-
-    prefix: str
-    key_hash: str
-
-
-def key_candidate(raw: str) -> KeyCandidate | None:
-    """The candidate for `raw`, or None for a malformed key (no query needed to refuse it)."""
+def _key_prefix(raw: str) -> str | None:
+    """The visible prefix of a key of the right shape, or None (refused without a query)."""
     if (
         not raw.startswith(KEY_PREFIX)
         or len(raw) != len(KEY_PREFIX) + _PREFIX_LEN + 1 + _SECRET_LEN
     ):
         return None
-    return KeyCandidate(raw[: len(KEY_PREFIX) + _PREFIX_LEN], _hash_key(raw))
+    return raw[: len(KEY_PREFIX) + _PREFIX_LEN]
 
 
-def authenticate_api_key(raw: str) -> KeyPrincipal | None:
-    """The key's principal, or None for a malformed, unknown or revoked key.
+def authenticate_api_key(raw: str) -> ApiKey | None:
+    """The live key `raw` is, with its account loaded; None for a malformed, unknown or
+    revoked key. Notes the key's use (at most once a minute).
 
-    One indexed query on the visible prefix, then a constant-time comparison of hashes.
+    One indexed query on the visible prefix, matching the hash too. (The database compares
+    the hashes, not in constant time: that is safe, a caller cannot choose what the hash
+    of its guess looks like.)
     """
-    candidate = key_candidate(raw)
-    return None if candidate is None else look_up_key(candidate)
-
-
-def look_up_key(candidate: KeyCandidate) -> KeyPrincipal | None:
-    with core_connection() as conn:
-        row = precompiled(_KEY_LOOKUP).execute(conn, {"prefix": candidate.prefix}).one_or_none()
-    return None if row is None else principal_from_values(candidate, row)
-
-
-def note_key_use(key_id: uuid.UUID, last_used_at: datetime | None) -> None:
-    """Set the key's last use to now, unless that was noted less than a minute ago."""
-    now = utcnow()
-    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-        with write_transaction():
-            db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-
-
-def principal_from_values(candidate: KeyCandidate, values: Sequence[Any]) -> KeyPrincipal | None:
-    """The principal from a lookup's `KEY_COLUMNS` values (the first ones of `values`), or
-    None when the hash differs or the key is revoked. Notes the key's use (once a minute)."""
-    key_id, prefix, key_hash, revoked_at, last_used_at = values[:5]
-    if key_id is None or not hmac.compare_digest(key_hash, candidate.key_hash):
+    prefix = _key_prefix(raw)
+    if prefix is None:
         return None
-    if revoked_at is not None:
-        return None
-    note_key_use(key_id, last_used_at)
-    account_id, name, timezone, default_currency, default_vat_percent = values[5:10]
-    return KeyPrincipal(
-        key_id=key_id,
-        prefix=prefix,
-        account=AccountRef(
-            id=account_id,
-            name=name,
-            timezone=timezone,
-            default_currency=default_currency,
-            default_vat_percent=default_vat_percent,
-        ),
-    )
+    key = db.session.scalars(
+        select(ApiKey)
+        .options(joinedload(ApiKey.account))
+        .where(
+            ApiKey.prefix == prefix,
+            ApiKey.key_hash == _hash_key(raw),
+            ApiKey.revoked_at.is_(None),
+        )
+    ).one_or_none()
+    if key is not None:
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            with write_transaction():
+                key.last_used_at = now
+    return key
 
 
 @lru_cache(maxsize=1)

@@ -1,33 +1,27 @@
-"""What both JSON dialects share: exact JSON parsing, API-key auth, request ids, the
-endpoint registry that OpenAPI is generated from, and Idempotency-Key handling."""
+"""What both JSON dialects share: exact JSON parsing and writing, API-key auth, request
+ids, the endpoint registry that OpenAPI is generated from, and the Idempotency-Key's
+request fingerprint (the keys themselves: `billing_app.idempotency.service`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
-from ..accounts.scope import AccountScope, PendingKey
-from ..accounts.service import KeyPrincipal, authenticate_api_key, key_candidate, look_up_key
+from ..accounts.service import authenticate_api_key
 from ..audit.service import Actor, set_actor
-from ..db import utcnow, write_transaction
-from ..errors import IdempotencyConflict
-from ..extensions import db
-from ..idempotency.models import IdempotencyKey
+from ..idempotency import service as idempotency
 
 
 class NonFinite:
@@ -136,12 +130,12 @@ class AuthError(Exception):
     pass
 
 
-def authenticate() -> None:
-    """Bearer <key>, or HTTP Basic with the key as user name and an empty password.
+WWW_AUTHENTICATE = 'Bearer realm="billing_app", Basic realm="billing_app"'
 
-    Sets g.account / g.api_key and the audit actor. Never falls back to any account and
-    never looks at a session cookie.
-    """
+
+def api_key_from_header() -> str:
+    """The key of `Authorization: Bearer <key>`, or of HTTP Basic with the key as user name
+    and an empty password. AuthError when there is none or the header is malformed."""
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
@@ -159,46 +153,18 @@ def authenticate() -> None:
         raw = user
     if not raw:
         raise AuthError("Missing API key")
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, KEY_IN_FIRST_READ, False) and "Idempotency-Key" not in request.headers:
-        # The route's service looks the key up with its first read (`accounts.scope`).
-        candidate = key_candidate(raw)
-        if candidate is None:
-            raise AuthError(_REFUSED)
-        g.pending_key = PendingKey(candidate, _accept)
-        return
-    _accept(authenticate_api_key(raw))
+    return raw
 
 
-_REFUSED = "Invalid or revoked API key"
-# A view attribute: its service takes `account_scope()` and looks the key up itself.
-KEY_IN_FIRST_READ = "key_in_first_read"
-
-
-def _accept(found: KeyPrincipal | None) -> None:
-    g.pending_key = None
-    if found is None:
-        raise AuthError(_REFUSED)
-    g.api_key, g.account = found, found.account
-    set_actor(Actor("api_key", str(found.key_id), request_id()))
-
-
-def account_scope() -> AccountScope:
-    """What a KEY_IN_FIRST_READ view hands its service: the key still to be looked up, or
-    the account when it was looked up already (a request with an Idempotency-Key)."""
-    pending: PendingKey | None = g.get("pending_key")
-    return pending if pending is not None else g.account.id
-
-
-def settle_pending_key() -> None:
-    """Look up a key the view left pending (it answered before its first read, e.g. with
-    a validation error): AuthError when it is refused, as if it had been looked up first."""
-    pending: PendingKey | None = g.get("pending_key")
-    if pending is not None:
-        _accept(look_up_key(pending.candidate))
-
-
-WWW_AUTHENTICATE = 'Bearer realm="billing_app", Basic realm="billing_app"'
+def authenticate() -> None:
+    """The API's one authentication, run before every API view: sets `g.api_key`,
+    `g.account` and the audit actor, or raises AuthError. Never falls back to any account
+    and never looks at a session cookie."""
+    key = authenticate_api_key(api_key_from_header())
+    if key is None:
+        raise AuthError("Invalid or revoked API key")
+    g.api_key, g.account = key, key.account
+    set_actor(Actor("api_key", str(key.id), request_id()))
 
 
 # ---------------------------------------------------------------- endpoint registry
@@ -210,6 +176,7 @@ class EndpointDoc:
 
     dialect: str
     summary: str
+    description: str = ""
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: Any = None
@@ -226,111 +193,7 @@ def attach_doc(view: Callable[..., Any], doc: EndpointDoc) -> None:
 # ---------------------------------------------------------------- idempotency
 
 
-@dataclass
-class IdempotencyState:
-    record_id: uuid.UUID | None = None
-    replay: Response | None = None
-
-
-def _fingerprint() -> str:
-    digest = hashlib.sha256()
-    digest.update(request.method.encode())
-    digest.update(b"\0")
-    digest.update(request.path.encode())
-    digest.update(b"\0")
-    digest.update(request.get_data(cache=True))
-    return digest.hexdigest()
-
-
-def idempotency_begin(account_id: uuid.UUID) -> IdempotencyState:
-    """Reserve the key, or say how to answer: replay, 409 (running), 422 (other request).
-
-    The reservation is committed on its own so a concurrent retry sees it at once.
-    """
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return IdempotencyState()
-    if not key or len(key) > 255:
-        raise IdempotencyConflict("Idempotency-Key must be 1 to 255 characters", 422)
-    fingerprint = _fingerprint()
-    now = utcnow()
-    ttl = timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"])
-    lease = timedelta(seconds=current_app.config["IDEMPOTENCY_LEASE_SECONDS"])
-    with write_transaction():
-        existing = db.session.scalars(
-            select(IdempotencyKey).where(
-                IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
-            )
-        ).one_or_none()
-        if existing is not None and (
-            existing.expires_at <= now
-            or (existing.state == "running" and existing.created_at + lease <= now)
-        ):
-            # Expired, or abandoned by a worker that died mid-request: start afresh.
-            db.session.delete(existing)
-            db.session.flush()
-            existing = None
-        if existing is None:
-            record = IdempotencyKey(
-                account_id=account_id,
-                key=key,
-                fingerprint=fingerprint,
-                state="running",
-                created_at=now,
-                expires_at=now + ttl,
-            )
-            db.session.add(record)
-            try:
-                db.session.flush()
-            except IntegrityError:
-                # Another request reserved the same key a moment ago (PostgreSQL).
-                raise IdempotencyConflict(
-                    "A request with this Idempotency-Key is still being processed", 409
-                ) from None
-            return IdempotencyState(record_id=record.id)
-    if existing.fingerprint != fingerprint:
-        raise IdempotencyConflict(
-            "This Idempotency-Key was already used with a different request", 422
-        )
-    if existing.state == "running":
-        raise IdempotencyConflict(
-            "A request with this Idempotency-Key is still being processed", 409
-        )
-    replay = Response(
-        existing.response_body or b"",
-        status=existing.response_status or 200,
-        content_type=existing.response_content_type or "application/json",
-    )
-    replay.headers["Idempotent-Replayed"] = "true"
-    return IdempotencyState(replay=replay)
-
-
-def idempotency_finish(state: IdempotencyState, response: Response | None) -> None:
-    """Store a completed response; forget the key when there is none to store (the
-    request failed validation: the caller passes None) or the server failed (5xx), so the
-    client can fix and retry with the same key."""
-    if state.record_id is None:
-        return
-    db.session.rollback()
-    with write_transaction():
-        if response is None or response.status_code >= 500:
-            db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == state.record_id))
-            return
-        db.session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == state.record_id)
-            .values(
-                state="done",
-                response_status=response.status_code,
-                response_body=response.get_data(),
-                response_content_type=response.content_type,
-            )
-        )
-
-
-def purge_expired_idempotency_keys() -> int:
-    with write_transaction():
-        result = db.session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def request_fingerprint() -> str:
+    """What makes two POSTs under one Idempotency-Key the same request: method, path and
+    body, byte for byte."""
+    return idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))

@@ -6,14 +6,23 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args, get_origin
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, abort, current_app, render_template
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from . import reference
 from .http import EndpointDoc, json_response
 
 bp = Blueprint("openapi", __name__)
 _PARAM = re.compile(r"<(?:[a-z]+:)?([a-zA-Z_]+)>")
+PATH_PARAMETERS = {
+    "invoice_id": "The invoice's id.",
+    "customer_id": "The customer's id.",
+    "code": "The object's code, URL-encoded (it may contain /).",
+    "handle": "The object's handle.",
+    "ref": "The invoice's id (32 hex digits, or a UUID) or its handle.",
+    "method_id": "The payment method's id (ca_...).",
+}
 
 
 def _model_of(tp: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -55,6 +64,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for path, method, doc in sorted(docs, key=lambda d: (d[0], d[1])):
         op: dict[str, Any] = {
             "summary": doc.summary,
+            "description": doc.description,
+            "x-dialect": doc.dialect,
             "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
             "tags": list(doc.tags),
             "parameters": [],
@@ -63,7 +74,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
         }
         for name in re.findall(r"{([a-zA-Z_]+)}", path):
             op["parameters"].append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "description": PATH_PARAMETERS.get(name, ""),
+                    "schema": {"type": "string"},
+                }
             )
         if doc.query is not None:
             qschema = doc.query.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -132,18 +149,27 @@ def build_spec(app: Flask) -> dict[str, Any]:
     }
 
 
+def spec_of(app: Flask) -> dict[str, Any]:
+    """The app's OpenAPI document, built once per app: a function of its routes and models."""
+    spec = app.extensions.get("billing_openapi")
+    if spec is None:
+        spec = app.extensions["billing_openapi"] = build_spec(app)
+    return spec
+
+
 @bp.get("/openapi.json")
 def openapi_json() -> Any:
     """The OpenAPI document of every JSON route."""
-    spec = current_app.extensions.get("billing_openapi")
-    if spec is None:
-        spec = build_spec(current_app)
-        current_app.extensions["billing_openapi"] = spec
-    return json_response(spec)
+    return json_response(spec_of(current_app))
 
 
 @bp.get("/docs")
-def docs_page() -> str:
-    """Human-readable API reference, rendered on the server from the same document."""
-    spec = current_app.extensions.get("billing_openapi") or build_spec(current_app)
-    return render_template("api_docs.html", spec=spec)
+@bp.get("/docs/<dialect>")
+def docs_page(dialect: str | None = None) -> str:
+    """Human-readable API reference, rendered on the server from the same document: both
+    dialects, or one (`/docs/a`, `/docs/b`)."""
+    spec = spec_of(current_app)
+    shown = [d for d in reference.dialects(spec) if dialect in (None, d.name.lower())]
+    if not shown:
+        abort(404)
+    return render_template("api_docs.html", info=spec["info"], dialects=shown, one=dialect)

@@ -18,15 +18,28 @@ R = TypeVar("R")
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    size: StrictInt = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    next_page_token: str | None = Field(default=None, max_length=500)
+    size: StrictInt = Field(
+        default=DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="How many objects a page holds at most.",
+    )
+    next_page_token: str | None = Field(
+        default=None,
+        max_length=500,
+        description="The next_page_token of the previous page; omitted: the first page.",
+    )
 
 
 class Page(BaseModel, Generic[T]):
-    size: int
-    count: int
-    content: list[T]
-    next_page_token: str | None
+    """One page of a list, newest first."""
+
+    size: int = Field(description="The page size asked for.")
+    count: int = Field(description="How many objects this page holds.")
+    content: list[T] = Field(description="The objects of this page.")
+    next_page_token: str | None = Field(
+        description="The token that asks for the next page; null on the last page."
+    )
 
 
 def page_body(

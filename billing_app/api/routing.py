@@ -1,10 +1,13 @@
-"""The route decorator both dialects share: parse the body and query with pydantic
-models, call the view, answer JSON, apply Idempotency-Key to POSTs, and turn every known
-error into the dialect's own error body. Each dialect supplies only its error mapping."""
+"""The route decorator both dialects share: authenticate (before the view, once per
+request), parse the body and query with pydantic models, call the view, answer JSON,
+apply Idempotency-Key to POSTs, and turn every known error into the dialect's own error
+body. Each dialect supplies only its error mapping."""
 
 from __future__ import annotations
 
 import functools
+import inspect
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,20 +17,17 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import InvalidInput
 from ..extensions import db
+from ..idempotency import service as idempotency
 from .http import (
-    KEY_IN_FIRST_READ,
     AuthError,
     BodyError,
     EndpointDoc,
-    IdempotencyState,
     attach_doc,
     authenticate,
-    idempotency_begin,
-    idempotency_finish,
     json_response,
     parse_json_body,
+    request_fingerprint,
     request_id,
-    settle_pending_key,
 )
 
 
@@ -63,6 +63,23 @@ def make_blueprint(name: str, dialect: Dialect) -> Blueprint:
     return bp
 
 
+# The HTTP status of an Idempotency-Key that cannot run the request, in both dialects.
+IDEMPOTENCY_STATUS = {"invalid_key": 422, "mismatch": 422, "in_progress": 409}
+
+
+def replay(stored: idempotency.StoredResponse) -> Response:
+    resp = Response(stored.body, status=stored.status, content_type=stored.content_type)
+    resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+def stored(resp: Response | None) -> idempotency.StoredResponse | None:
+    """What is kept of an answer for replay: nothing of a server failure (5xx)."""
+    if resp is None or resp.status_code >= 500:
+        return None
+    return idempotency.StoredResponse(resp.status_code, resp.get_data(), resp.content_type or "")
+
+
 class _Invalid(Exception):
     def __init__(self, exc: ValidationError, where: str):
         self.exc, self.where = exc, where
@@ -91,37 +108,26 @@ def endpoint(
     errors: dict[int, str] | None = None,
     tags: tuple[str, ...] = (),
     content_type: str = "application/json",
-    key_in_first_read: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a route: validate body/query with the models, call the view, answer JSON
-    with `status` (204 for None), map errors, and apply Idempotency-Key to POSTs.
-
-    `key_in_first_read`: the view hands its service `core.account_scope()`, whose first
-    read looks the API key up (`accounts.scope`); a key the view leaves pending is looked
-    up when it answers, and a refused one turns the answer into the 401.
-    """
-
-    def refused() -> Response | None:
-        """The 401 for a key left pending by a view that failed before its first read."""
-        try:
-            settle_pending_key()
-        except AuthError as exc:
-            return dialect.error_response(exc)
-        return None
+    with `status` (204 for None), map errors, and apply Idempotency-Key to POSTs. The
+    blueprint has authenticated the request before (`make_blueprint`)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def view(**path: Any) -> Response:
-            state = IdempotencyState()
+            key = request.headers.get("Idempotency-Key") if method == "POST" else None
+            reservation: uuid.UUID | None = None
             resp: Response | None = None
             # Failed validation is not stored under an Idempotency-Key (API.md): the
             # client may fix the request and retry with the same key.
             store = True
             try:
-                if method == "POST" and g.get("pending_key") is None:
-                    state = idempotency_begin(g.account.id)
-                    if state.replay is not None:
-                        return state.replay
+                if key is not None:
+                    begun = idempotency.begin(g.account.id, key, request_fingerprint())
+                    if isinstance(begun, idempotency.StoredResponse):
+                        return replay(begun)
+                    reservation = begun
                 kwargs: dict[str, Any] = {}
                 if body is not None:
                     kwargs["body"] = parse_model(body, parse_json_body(), "body")
@@ -134,19 +140,21 @@ def endpoint(
                     resp = Response(status=204)
                 else:
                     resp = json_response(result, status)
-                settle_pending_key()
             except _Invalid as invalid:
                 db.session.rollback()
                 store = False
-                resp = refused() or dialect.validation_response(invalid.exc, invalid.where)
+                resp = dialect.validation_response(invalid.exc, invalid.where)
             except Exception as exc:
                 db.session.rollback()
                 store = not isinstance(exc, BodyError | InvalidInput)
-                resp = refused() or dialect.error_response(exc)
+                resp = dialect.error_response(exc)
                 if resp is None:
                     raise
             finally:
-                idempotency_finish(state, resp if store else None)
+                if reservation is not None:
+                    # Nothing the request left unwritten may ride along with the key.
+                    db.session.rollback()
+                    idempotency.finish(reservation, stored(resp) if store else None)
             return resp
 
         attach_doc(
@@ -154,6 +162,7 @@ def endpoint(
             EndpointDoc(
                 dialect=dialect.name,
                 summary=summary,
+                description=inspect.getdoc(fn) or "",
                 body=body,
                 query=query,
                 response=response,
@@ -163,7 +172,6 @@ def endpoint(
                 content_type=content_type,
             ),
         )
-        setattr(view, KEY_IN_FIRST_READ, key_in_first_read)
         bp.add_url_rule(rule, view_func=view, methods=[method])
         return view
 

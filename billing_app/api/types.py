@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -76,3 +77,20 @@ def _strict_bool(value: Any) -> Any:
 
 
 StrictBool = Annotated[bool, BeforeValidator(_strict_bool)]
+
+
+def described_by(
+    descriptions: Mapping[str, str], examples: Mapping[str, Any]
+) -> Callable[[dict[str, Any], type], None]:
+    """A pydantic `json_schema_extra` hook: every property without a description (or
+    example) of its own gets the dialect's description (example) of that field name, so a
+    name shared by a request, its update and its response is described once."""
+
+    def describe(schema: dict[str, Any], _model: type) -> None:
+        for name, prop in schema.get("properties", {}).items():
+            if "description" not in prop and name in descriptions:
+                prop["description"] = descriptions[name]
+            if "examples" not in prop and name in examples:
+                prop["examples"] = [examples[name]]
+
+    return describe

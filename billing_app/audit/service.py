@@ -122,7 +122,10 @@ def record(
     # the KEY SHARE locks that inserts referencing the account hold, as FOR UPDATE would
     # (two writers of one account would deadlock).
     account = db.session.scalars(
-        select(Account).where(Account.id == account_id).with_for_update(key_share=True)
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).one()
     entry = AuditRecord(
         account_id=account_id,

@@ -136,6 +136,7 @@ def credit_wallet(
             select(Wallet)
             .where(Wallet.customer_id == customer.id, Wallet.currency == currency)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         if wallet is None:
             wallet = Wallet(

@@ -210,6 +210,7 @@ def store(
                     select(InvoiceDocument)
                     .where(InvoiceDocument.invoice_id == invoice.id)
                     .with_for_update()
+                    .execution_options(populate_existing=True)
                 ).one_or_none()
                 if doc is None:
                     doc = InvoiceDocument(
@@ -275,7 +276,7 @@ def claim_due(batch: int, lease: timedelta, now: datetime | None = None) -> list
             .limit(batch)
         )
         if not is_sqlite():
-            stmt = stmt.with_for_update(skip_locked=True)
+            stmt = stmt.with_for_update(skip_locked=True).execution_options(populate_existing=True)
         ids = list(db.session.scalars(stmt))
         if ids:
             db.session.execute(

@@ -100,6 +100,7 @@ def update_entity(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> 
             select(BillingEntity)
             .where(BillingEntity.account_id == account_id, BillingEntity.code == code)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         if entity is None:
             raise NotFound("Billing entity")

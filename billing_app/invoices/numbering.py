@@ -105,7 +105,10 @@ def invoice_handle(account_id: uuid.UUID, printed: str, invoice_id: uuid.UUID) -
     """
     base, alternative = handle_candidates(printed, invoice_id)
     db.session.execute(
-        select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)
+        select(Account.id)
+        .where(Account.id == account_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     )
     taken = db.session.scalar(
         select(func.count())

@@ -89,7 +89,7 @@ def get_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, *, lock: bool = Fa
     """The invoice with its lines, or NotFound (another account's invoice included)."""
     stmt = _scoped(account_id).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines))
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     invoice = db.session.scalars(stmt).one_or_none()
     if invoice is None:
         raise NotFound("Invoice")
@@ -401,6 +401,7 @@ def _locked_wallet(customer_id: uuid.UUID, currency: str) -> Wallet | None:
         select(Wallet)
         .where(Wallet.customer_id == customer_id, Wallet.currency == currency)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
 
 

@@ -219,10 +219,16 @@ def charge_and_record(
     result = gateway(gateway_name).charge(token, amount, currency, transaction_id.hex)
     with write_transaction():
         tx = db.session.scalars(
-            select(Transaction).where(Transaction.id == transaction_id).with_for_update()
+            select(Transaction)
+            .where(Transaction.id == transaction_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one()
         invoice = db.session.scalars(
-            select(Invoice).where(Invoice.id == tx.invoice_id).with_for_update()
+            select(Invoice)
+            .where(Invoice.id == tx.invoice_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one()
         now = utcnow()
         before = {"state": invoice.state}
@@ -262,7 +268,10 @@ def _schedule_retry(invoice: Invoice, now: datetime, retry_days: tuple[int, ...]
     invoice.dunning, invoice.next_collect_at = False, None
     if invoice.subscription_id is not None:
         sub = db.session.scalars(
-            select(Subscription).where(Subscription.id == invoice.subscription_id).with_for_update()
+            select(Subscription)
+            .where(Subscription.id == invoice.subscription_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one()
         if sub.state != ON_HOLD:
             sub.state, sub.on_hold_reason, sub.on_hold_date = ON_HOLD, "dunning", now
@@ -284,6 +293,7 @@ def settle_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID, payment_method:
             select(Invoice)
             .where(Invoice.account_id == account_id, Invoice.id == invoice_id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         if invoice is None:
             raise NotFound("Invoice")
@@ -339,6 +349,7 @@ def _claim_next(now: datetime, exclude: set[uuid.UUID]) -> _Claim | None:
             .order_by(Invoice.next_collect_at, Invoice.id)
             .limit(1)
             .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
         if exclude:
             stmt = stmt.where(Invoice.id.not_in(exclude))

@@ -126,7 +126,11 @@ class _Assembly:
 
 def _locked(stmt: _Select, lock: bool, *of: Any) -> _Select:
     """`stmt` with FOR UPDATE (of the given tables) when storing; as it is for a preview."""
-    return stmt.with_for_update(of=of or None) if lock else stmt
+    return (
+        stmt.with_for_update(of=of or None).execution_options(populate_existing=True)
+        if lock
+        else stmt
+    )
 
 
 def _plan_drafts(sub: Subscription, plan: Plan, req: OnDemandRequest) -> list[LineDraft]:

@@ -84,6 +84,7 @@ def lock_subscription(account_id: uuid.UUID, handle: str) -> Subscription:
         select(Subscription)
         .where(Subscription.account_id == account_id, Subscription.handle == handle)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if sub is None:
         raise NotFound("Subscription")
@@ -479,6 +480,7 @@ def add_discount(
                 select(Coupon)
                 .where(Coupon.account_id == account_id, Coupon.code == coupon)
                 .with_for_update()
+                .execution_options(populate_existing=True)
             ).one_or_none()
             if coupon_row is None or coupon_row.state != "active":
                 raise NotFound("Coupon", "Coupon not found or not eligible")
@@ -612,6 +614,7 @@ def cancel_additional_cost(account_id: uuid.UUID, handle: str) -> AdditionalCost
             select(AdditionalCost)
             .where(AdditionalCost.account_id == account_id, AdditionalCost.handle == handle)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         if cost is None:
             raise NotFound("Additional cost")
@@ -687,6 +690,7 @@ def cancel_credit(account_id: uuid.UUID, handle: str) -> Credit:
             select(Credit)
             .where(Credit.account_id == account_id, Credit.handle == handle)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).one_or_none()
         if credit is None:
             raise NotFound("Credit")

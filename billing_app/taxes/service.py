@@ -35,8 +35,16 @@ def validate_percent(rate: Decimal, loc: tuple[str, ...] = ("rate",)) -> Decimal
     return rate
 
 
-def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> TaxRate:
+@dataclass(frozen=True)
+class NewTax:
+    tax: TaxRate
+    # The code of the organisation-wide tax the new one replaced as the account default.
+    replaced_organization_tax: str | None
+
+
+def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> NewTax:
     validate_percent(data["rate"])
+    replaced = None
     with write_transaction():
         if db.session.scalar(
             select(func.count()).where(
@@ -45,7 +53,7 @@ def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> TaxRate:
         ):
             raise Duplicate("Tax", "Tax with this code already exists")
         if data.get("applied_to_organization"):
-            _clear_org_default(account_id)
+            replaced = _clear_org_default(account_id)
         tax = TaxRate(account_id=account_id, **data)
         db.session.add(tax)
         try:
@@ -53,15 +61,18 @@ def create_tax(account_id: uuid.UUID, data: dict[str, Any]) -> TaxRate:
         except IntegrityError:
             raise Duplicate("Tax", "Tax with this code already exists") from None
         audit.record(account_id, "tax.created", "tax", tax.id, after=data)
-    return tax
+    return NewTax(tax, replaced)
 
 
-def _clear_org_default(account_id: uuid.UUID) -> None:
-    db.session.execute(
+def _clear_org_default(account_id: uuid.UUID) -> str | None:
+    """Unset the account's organisation-wide tax; its code (None: there was none)."""
+    cleared = db.session.scalars(
         update(TaxRate)
         .where(TaxRate.account_id == account_id, TaxRate.applied_to_organization.is_(True))
         .values(applied_to_organization=False)
-    )
+        .returning(TaxRate.code)
+    ).first()
+    return cleared
 
 
 def update_tax(account_id: uuid.UUID, code: str, changes: dict[str, Any]) -> TaxRate:

@@ -1,5 +1,5 @@
-"""Dialect A (seed 000): the one mapping from domain errors to FastAPI-style bodies,
-`{"detail": "..."}` and 422 `{"detail": [{"loc", "msg", "type"}]}`."""
+"""Dialect A (seed 000): its blueprint, and the one mapping from domain errors to
+FastAPI-style bodies, `{"detail": "..."}` and 422 `{"detail": [{"loc", "msg", "type"}]}`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ...errors import (
 )
 from .. import routing
 from ..http import WWW_AUTHENTICATE, AuthError, BodyError, json_response
-from ..routing import Dialect
+from ..routing import IDEMPOTENCY_STATUS, Dialect
 
 
 def detail(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -78,7 +78,7 @@ def error_response(exc: BaseException) -> Response | None:
     if isinstance(exc, InvalidState | InUse):
         return detail(exc.message, 400)
     if isinstance(exc, IdempotencyConflict):
-        return detail(exc.message, exc.status)
+        return detail(exc.message, IDEMPOTENCY_STATUS[exc.reason])
     if isinstance(exc, DomainError):
         return detail(exc.message, 400)
     if isinstance(exc, AuthError):
@@ -104,3 +104,6 @@ def make_blueprint(name: str) -> Blueprint:
 def endpoint(bp: Blueprint, rule: str, method: str, **kwargs: Any) -> Callable[..., Any]:
     """Register a dialect A route (see routing.endpoint)."""
     return routing.endpoint(bp, DIALECT, rule, method, **kwargs)
+
+
+bp = make_blueprint("api_a")

@@ -22,11 +22,9 @@ from ...invoices.models import DIALECT_A_STATUS, DRAFT, FAILED, OPEN, PAID, VOID
 from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ...taxes.models import TaxRate
-from ..http import account_scope, iso
+from ..http import iso
 from . import schemas as s
-from .blueprint import endpoint, make_blueprint
-
-bp = make_blueprint("api_a")
+from .blueprint import bp, endpoint
 
 STATUS_TO_STATES = {
     "draft": (DRAFT,),
@@ -176,7 +174,6 @@ INVOICE_404 = {404: "Invoice not found"}
     response=s.InvoiceResponse,
     tags=("Invoices",),
     errors={**AUTH_ERRORS, 404: "Customer not found"},
-    key_in_first_read=False,  # the services take an account id (wp-b)
 )
 def create_one_off(body: s.OneOffInvoiceCreate) -> dict[str, Any]:
     """Create a one-off invoice with custom line items (a draft)."""
@@ -296,10 +293,8 @@ def _action(name: str, summary: str, error400: str) -> None:
     service = services[name]
 
     def view(invoice_id: str) -> dict[str, Any]:
-        # The service returns the invoice as stored, lines loaded: no second read. Finalize
-        # looks the API key up with that read (`key_in_first_read`).
-        account = account_scope() if name == "finalize" else account_id()
-        return invoice_json(service(account, parse_uuid(invoice_id, "Invoice")))
+        # The service returns the invoice as stored, lines loaded: no second read.
+        return invoice_json(service(account_id(), parse_uuid(invoice_id, "Invoice")))
 
     view.__name__ = f"{name}_invoice"
     view.__doc__ = summary
@@ -311,7 +306,6 @@ def _action(name: str, summary: str, error400: str) -> None:
         response=s.InvoiceResponse,
         tags=("Invoices",),
         errors={**AUTH_ERRORS, **INVOICE_404, 400: error400},
-        key_in_first_read=False,  # the services take an account id (wp-b)
     )(view)
 
 
@@ -549,14 +543,17 @@ TAX_404 = {404: "Tax not found"}
     "POST",
     summary="Create a tax",
     body=s.TaxCreate,
-    response=s.TaxResponse,
+    response=s.TaxCreatedResponse,
     status=201,
     tags=("Taxes",),
     errors={**AUTH_ERRORS, 409: "Tax with this code already exists"},
 )
 def create_tax(body: s.TaxCreate) -> dict[str, Any]:
-    """Create a tax rate (percent). `applied_to_organization` makes it the account default."""
-    return tax_json(taxes.create_tax(account_id(), body.model_dump()))
+    """Create a tax rate (percent). `applied_to_organization` makes it the account's
+    organisation-wide default, replacing the previous one: the answer's
+    `replaced_organization_tax` names it (null when there was none)."""
+    created = taxes.create_tax(account_id(), body.model_dump())
+    return tax_json(created.tax) | {"replaced_organization_tax": created.replaced_organization_tax}
 
 
 @endpoint(

@@ -30,7 +30,9 @@ from ..types import (
     StrictBool,
     StrictInt,
     TimeZone,
+    described_by,
 )
+from .descriptions import EXAMPLES, FIELDS
 
 CentsString = Annotated[str, WithJsonSchema({"type": "string", "pattern": NUMERIC_PATTERN})]
 
@@ -73,7 +75,7 @@ def _contains_nul(value: Any, *, nested: bool = False) -> bool:
 
 class Request(BaseModel):
     # Unknown top-level fields are ignored (API.md).
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=described_by(FIELDS, EXAMPLES))
 
     @field_validator("*", mode="before")
     @classmethod
@@ -85,7 +87,13 @@ class Request(BaseModel):
         return value
 
 
+class Response(BaseModel):
+    model_config = ConfigDict(json_schema_extra=described_by(FIELDS, EXAMPLES))
+
+
 class InvoiceLineItem(Request):
+    """One line of a one-off invoice: amount = quantity x unit price, in minor units."""
+
     description: str = Field(min_length=1, max_length=1000)
     quantity: ExactDecimal
     unit_price: ExactDecimal
@@ -127,6 +135,8 @@ class InvoiceLineItem(Request):
 
 
 class OneOffInvoiceCreate(Request):
+    """A one-off invoice, created as a draft; totals are computed by the server."""
+
     customer_id: uuid.UUID
     currency: Currency = Field(default="USD", min_length=3, max_length=3)
     line_items: list[InvoiceLineItem] = Field(min_length=1, max_length=500)
@@ -135,13 +145,17 @@ class OneOffInvoiceCreate(Request):
 
 
 class InvoiceUpdate(Request):
+    """Change a draft's due date, or move the invoice along its lifecycle with `status`."""
+
     status: Literal["draft", "finalized", "paid", "voided"] | None = None
     due_date: AwareDateTime | None = None
     issued_at: AwareDateTime | None = None
     paid_at: AwareDateTime | None = None
 
 
-class InvoiceResponse(BaseModel):
+class InvoiceResponse(Response):
+    """An invoice with its lines; amounts are decimal strings of minor units."""
+
     id: uuid.UUID
     invoice_number: str
     customer_id: uuid.UUID
@@ -166,12 +180,16 @@ class InvoiceResponse(BaseModel):
 
 
 class ListQuery(Request):
+    """Paging and ordering of a list."""
+
     skip: StrictInt = Field(default=0, ge=0, le=MAX_SAFE_INT)
     limit: StrictInt = Field(default=100, ge=1, le=1000)
     order_by: str | None = None
 
 
 class InvoiceListQuery(ListQuery):
+    """Filters, paging and ordering of the invoice list."""
+
     customer_id: uuid.UUID | None = None
     subscription_id: uuid.UUID | None = None
     status: Literal["draft", "finalized", "paid", "voided"] | None = None
@@ -181,6 +199,8 @@ class InvoiceListQuery(ListQuery):
 
 
 class CustomerCreate(Request):
+    """A customer of the account."""
+
     external_id: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1, max_length=255)
     email: EmailStr | None = None
@@ -196,6 +216,8 @@ class CustomerCreate(Request):
 
 
 class CustomerUpdate(Request):
+    """The customer's fields to change; omitted fields keep their value."""
+
     name: str | None = Field(default=None, min_length=1, max_length=255)
     email: EmailStr | None = None
     currency: Currency | None = Field(default=None, min_length=3, max_length=3)
@@ -208,7 +230,9 @@ class CustomerUpdate(Request):
     document_locale: LocaleCode | None = None
 
 
-class CustomerResponse(BaseModel):
+class CustomerResponse(Response):
+    """A customer of the account."""
+
     id: uuid.UUID
     external_id: str
     name: str
@@ -227,6 +251,8 @@ class CustomerResponse(BaseModel):
 
 
 class BillingEntityCreate(Request):
+    """An issuer of invoices, with its own number series."""
+
     code: str = Field(min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=255)
     legal_name: str | None = Field(default=None, max_length=255)
@@ -253,6 +279,8 @@ class BillingEntityCreate(Request):
 
 
 class BillingEntityUpdate(Request):
+    """The billing entity's fields to change; omitted fields keep their value."""
+
     name: str | None = Field(default=None, min_length=1, max_length=255)
     legal_name: str | None = Field(default=None, max_length=255)
     address_line1: str | None = None
@@ -276,7 +304,9 @@ class BillingEntityUpdate(Request):
     tax_code: str | None = None
 
 
-class BillingEntityResponse(BaseModel):
+class BillingEntityResponse(Response):
+    """An issuer of invoices, with its own number series."""
+
     id: uuid.UUID
     code: str
     name: str
@@ -306,6 +336,8 @@ class BillingEntityResponse(BaseModel):
 
 
 class TaxCreate(Request):
+    """A tax rate of the account."""
+
     code: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1, max_length=255)
     rate: ExactDecimal
@@ -315,6 +347,8 @@ class TaxCreate(Request):
 
 
 class TaxUpdate(Request):
+    """The tax's fields to change. Existing invoices keep the rate they were made with."""
+
     name: str | None = Field(default=None, min_length=1, max_length=255)
     rate: ExactDecimal | None = None
     description: str | None = None
@@ -322,7 +356,9 @@ class TaxUpdate(Request):
     applied_to_organization: StrictBool | None = None
 
 
-class TaxResponse(BaseModel):
+class TaxResponse(Response):
+    """A tax rate of the account."""
+
     id: uuid.UUID
     code: str
     name: str
@@ -334,15 +370,29 @@ class TaxResponse(BaseModel):
     updated_at: datetime
 
 
-class HTTPValidationErrorItem(BaseModel):
+class TaxCreatedResponse(TaxResponse):
+    """The tax just created, and the organisation-wide default it replaced, if any."""
+
+    replaced_organization_tax: str | None = Field(
+        description="The code of the organisation-wide tax this one replaced as the account "
+        "default (`applied_to_organization`: only one tax is the default at a time); null "
+        "when none was replaced."
+    )
+
+
+class HTTPValidationErrorItem(Response):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class HTTPValidationError(BaseModel):
+class HTTPValidationError(Response):
+    """A request that failed validation: every invalid field."""
+
     detail: list[HTTPValidationErrorItem]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Response):
+    """Any other error."""
+
     detail: str

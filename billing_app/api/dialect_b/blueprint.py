@@ -28,7 +28,7 @@ from ...errors import (
 )
 from .. import routing
 from ..http import WWW_AUTHENTICATE, AuthError, BodyError, json_response, request_id
-from ..routing import Dialect
+from ..routing import IDEMPOTENCY_STATUS, Dialect
 
 # Reepay's catalogue of error codes (the subset this server answers with).
 ERRORS: dict[int, tuple[str, int]] = {
@@ -156,7 +156,8 @@ def error_response(exc: BaseException) -> Response | None:
     if isinstance(exc, InUse):
         return error_body(1, exc.message)
     if isinstance(exc, IdempotencyConflict):
-        return error_body(74 if exc.status == 409 else 1, exc.message, exc.status)
+        status = IDEMPOTENCY_STATUS[exc.reason]
+        return error_body(74 if exc.reason == "in_progress" else 1, exc.message, status)
     if isinstance(exc, DomainError):
         return error_body(1, exc.message)
     if isinstance(exc, AuthError):

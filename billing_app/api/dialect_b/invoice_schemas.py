@@ -6,23 +6,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ...subscriptions.dates import FORMATS_TEXT, is_local_datetime
-from ..paging import PageQuery
 from ..types import ExactDecimal, StrictBool, StrictInt
-
-HANDLE_PATTERN = r"^[a-zA-Z0-9_.\-@]+$"
+from .schemas import HANDLE_PATTERN, ListQuery, Request, Response
 
 
 def _local(value: str | None) -> str | None:
     if value is not None and not is_local_datetime(value):
         raise ValueError(f"Use one of {FORMATS_TEXT}")
     return value
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class ServicePeriod(Request):
@@ -106,7 +100,7 @@ class InvoiceSettle(Request):
     payment_method: str | None = None
 
 
-class OrderLineResponse(BaseModel):
+class OrderLineResponse(Response):
     id: str
     ordertext: str
     amount: int
@@ -126,7 +120,7 @@ class OrderLineResponse(BaseModel):
     period_to: str | None
 
 
-class InvoiceB(BaseModel):
+class InvoiceB(Response):
     id: str
     handle: str
     customer: str
@@ -158,7 +152,7 @@ class InvoiceB(BaseModel):
     shipping_address: dict[str, Any] | None
 
 
-class InvoiceListQuery(PageQuery):
+class InvoiceListQuery(ListQuery):
     state: Literal["created", "pending", "dunning", "settled", "cancelled", "failed"] | None = None
     customer: str | None = None
     subscription: str | None = None

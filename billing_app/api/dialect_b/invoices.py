@@ -10,6 +10,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import g
@@ -107,34 +108,37 @@ def to_request(body: s.SubscriptionInvoiceCreate) -> invoicing.OnDemandRequest:
 # ---------------------------------------------------------------- serialisation
 
 
+@dataclass
 class _Context:
-    """Everything the invoices of one response refer to, loaded in a fixed number of
-    queries whatever the number of invoices (no N+1)."""
+    """Everything the invoices of one response refer to, by invoice, customer or
+    subscription id."""
 
-    def __init__(self, rows: list[Invoice]) -> None:
+    customers: dict[uuid.UUID, str | None]
+    subscriptions: dict[uuid.UUID | None, str | None]
+    costs: dict[uuid.UUID, list[str]]
+    transactions: dict[uuid.UUID, list[dict[str, Any]]]
+    credits: dict[uuid.UUID, list[Any]]
+
+    @classmethod
+    def load(cls, rows: list[Invoice]) -> _Context:
+        """The context of `rows`, in a fixed number of queries whatever their number (no
+        N+1)."""
         ids = [inv.id for inv in rows]
         customer_ids = {inv.customer_id for inv in rows}
         sub_ids = {inv.subscription_id for inv in rows if inv.subscription_id}
-        self.customers = (
-            dict(
+        ctx = cls({}, {}, defaultdict(list), defaultdict(list), {})
+        if customer_ids:
+            ctx.customers = dict(
                 db.session.execute(
                     select(Customer.id, Customer.external_id).where(Customer.id.in_(customer_ids))
                 ).all()
             )
-            if customer_ids
-            else {}
-        )
-        self.subscriptions = (
-            dict(
+        if sub_ids:
+            ctx.subscriptions = dict(
                 db.session.execute(
                     select(Subscription.id, Subscription.handle).where(Subscription.id.in_(sub_ids))
                 ).all()
             )
-            if sub_ids
-            else {}
-        )
-        self.costs: dict[uuid.UUID, list[str]] = defaultdict(list)
-        self.transactions: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         if ids:
             for invoice_id, handle in db.session.execute(
                 select(AdditionalCost.invoice_id, AdditionalCost.handle)
@@ -142,15 +146,16 @@ class _Context:
                 .order_by(AdditionalCost.created_at)
             ):
                 assert invoice_id is not None
-                self.costs[invoice_id].append(handle)
+                ctx.costs[invoice_id].append(handle)
             for tx, method_handle in db.session.execute(
                 select(Transaction, PaymentMethod.handle)
                 .outerjoin(PaymentMethod, PaymentMethod.id == Transaction.payment_method_id)
                 .where(Transaction.invoice_id.in_(ids))
                 .order_by(Transaction.created_at, Transaction.id)
             ):
-                self.transactions[tx.invoice_id].append(_transaction_json(tx, method_handle))
-        self.credits = invoicing.credit_breakdown(ids)
+                ctx.transactions[tx.invoice_id].append(_transaction_json(tx, method_handle))
+        ctx.credits = invoicing.credit_breakdown(ids)
+        return ctx
 
 
 def _transaction_json(tx: Transaction, method_handle: str | None) -> dict[str, Any]:
@@ -254,7 +259,7 @@ def invoice_b_json(inv: Invoice, ctx: _Context) -> dict[str, Any]:
 
 
 def one(inv: Invoice) -> dict[str, Any]:
-    return invoice_b_json(inv, _Context([inv]))
+    return invoice_b_json(inv, _Context.load([inv]))
 
 
 def find_invoice(ref: str) -> Invoice:
@@ -353,7 +358,7 @@ def list_invoices(query: s.InvoiceListQuery) -> dict[str, Any]:
 
 
 def _serialise_page(rows: Sequence[Invoice]) -> list[dict[str, Any]]:
-    ctx = _Context(list(rows))
+    ctx = _Context.load(list(rows))
     return [invoice_b_json(inv, ctx) for inv in rows]
 
 

@@ -18,7 +18,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Ema
 
 from ...subscriptions.dates import FORMATS_TEXT, is_local_datetime
 from ..paging import PageQuery
-from ..types import Currency, ExactDecimal, LocaleCode, StrictBool, StrictInt
+from ..types import Currency, ExactDecimal, LocaleCode, StrictBool, StrictInt, described_by
+from .descriptions import EXAMPLES, FIELDS
 
 HANDLE_PATTERN = r"^[a-zA-Z0-9_.\-@]+$"
 MAX_AMOUNT = 10**13
@@ -78,7 +79,15 @@ Country = Annotated[str, AfterValidator(_country)]
 
 class Request(BaseModel):
     # Unknown top-level fields are ignored (API.md).
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=described_by(FIELDS, EXAMPLES))
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(json_schema_extra=described_by(FIELDS, EXAMPLES))
+
+
+class ListQuery(PageQuery):
+    model_config = ConfigDict(extra="ignore", json_schema_extra=described_by(FIELDS, EXAMPLES))
 
 
 # ---------------------------------------------------------------- customers
@@ -102,7 +111,7 @@ class CreateCustomer(Request):
     currency: Currency | None = None
 
 
-class CustomerB(BaseModel):
+class CustomerB(Response):
     handle: str
     id: str
     email: str | None
@@ -131,7 +140,7 @@ class CreateCard(Request):
     cvv: str | None = Field(default=None, pattern=r"^\d{3,4}$")
 
 
-class PaymentMethodB(BaseModel):
+class PaymentMethodB(Response):
     id: str
     state: str
     customer: str
@@ -162,7 +171,7 @@ class CreatePlan(Request):
     interval_length: StrictInt = Field(default=1, ge=1, le=1000)
 
 
-class PlanB(BaseModel):
+class PlanB(Response):
     handle: str
     name: str
     description: str | None
@@ -189,7 +198,7 @@ class CreateAddOn(Request):
     eligible_plans: list[Handle] = Field(default_factory=list, max_length=1000)
 
 
-class AddOnB(BaseModel):
+class AddOnB(Response):
     handle: str
     name: str
     description: str | None
@@ -226,7 +235,7 @@ class CreateSubscription(Request):
     purchase_order_number: str | None = Field(default=None, max_length=255)
 
 
-class SubscriptionB(BaseModel):
+class SubscriptionB(Response):
     handle: str
     customer: str
     plan: str
@@ -258,7 +267,7 @@ class SubscriptionB(BaseModel):
     purchase_order_number: str | None
 
 
-class SubscriptionListQuery(PageQuery):
+class SubscriptionListQuery(ListQuery):
     customer: str | None = Field(default=None, max_length=255)
     state: Literal["active", "on_hold", "expired"] | None = None
 
@@ -273,7 +282,7 @@ class CreateSubscriptionDiscount(Request):
     coupon: str | None = Field(default=None, min_length=1, max_length=100)
 
 
-class SubscriptionDiscountB(BaseModel):
+class SubscriptionDiscountB(Response):
     handle: str
     subscription: str
     discount: str
@@ -305,7 +314,7 @@ class CreateAdditionalCost(Request):
     amount_incl_vat: StrictBool = True
 
 
-class AdditionalCostB(BaseModel):
+class AdditionalCostB(Response):
     handle: str
     subscription: str
     ordertext: str
@@ -326,13 +335,13 @@ class CreateCredit(Request):
     valid_from: IsoDate | None = None
 
 
-class CreditInvoiceB(BaseModel):
+class CreditInvoiceB(Response):
     invoice: str
     amount: int
     created: str
 
 
-class CreditB(BaseModel):
+class CreditB(Response):
     handle: str
     subscription: str
     amount: int
@@ -344,7 +353,7 @@ class CreditB(BaseModel):
     created: str
 
 
-class ListBySubscriptionQuery(PageQuery):
+class ListBySubscriptionQuery(ListQuery):
     subscription: str | None = Field(default=None, max_length=255)
 
 
@@ -369,7 +378,7 @@ class CreateDiscount(Request):
     fixed_period_unit: Literal["days", "months"] | None = None
 
 
-class DiscountB(BaseModel):
+class DiscountB(Response):
     handle: str
     name: str
     description: str | None
@@ -391,7 +400,7 @@ class CreateCoupon(Request):
     max_redemptions: StrictInt | None = Field(default=None, ge=1, le=10**9)
 
 
-class CouponB(BaseModel):
+class CouponB(Response):
     handle: str
     code: str
     name: str
@@ -411,7 +420,7 @@ class CreateMetric(Request):
     aggregation: Literal["count", "sum", "max"] = "sum"
 
 
-class MetricB(BaseModel):
+class MetricB(Response):
     code: str
     name: str
     aggregation: str
@@ -432,12 +441,12 @@ class CreateCharge(Request):
     amount_incl_vat: StrictBool = True
 
 
-class TierB(BaseModel):
+class TierB(Response):
     up_to: int | None
     unit_amount: float
 
 
-class ChargeB(BaseModel):
+class ChargeB(Response):
     id: str
     plan: str
     metric: str
@@ -458,7 +467,7 @@ class CreateUsage(Request):
     properties: dict[str, Any] | None = None
 
 
-class UsageB(BaseModel):
+class UsageB(Response):
     id: str
     transaction_id: str
     subscription: str
@@ -470,6 +479,6 @@ class UsageB(BaseModel):
     created: str
 
 
-class UsageListQuery(PageQuery):
+class UsageListQuery(ListQuery):
     subscription: str | None = Field(default=None, max_length=255)
     metric: str | None = Field(default=None, max_length=255)

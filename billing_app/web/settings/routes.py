@@ -202,7 +202,7 @@ def new_tax() -> Any:
             "applied_to_organization": form.applied_to_organization.data,
         }
         try:
-            tax = taxes.create_tax(account_id(), data)
+            tax = taxes.create_tax(account_id(), data).tax
         except DomainError as exc:
             apply_domain_error(form, exc, {"Duplicate": "code"})
         else:
