@@ -161,6 +161,12 @@ def test_instant_settle_by_card(app, client, tenant, world, api, signed_in):
     assert_paid_document(read_pdf(b_pdf).has, how, 2500)
     html = print_page(signed_in, inv["id"])
     assert_paid_document(lambda text: page_has(html, text), how, 2500)
+    # The invoice page says the same: paid, how and when, nothing due.
+    page = signed_in.get(f"/invoices/{uuid.UUID(inv['id'])}").get_data(as_text=True)
+    assert page_has(page, f"Paid by card on {inv['settled'][:10]}. Nothing is due.")
+    assert page_has(page, f"Paid \u2212{money(2500)}")
+    assert page_has(page, f"Amount due {money(0)}")
+    assert not page_has(page, f"Amount due {money(2500)}")
 
 
 def test_settled_later_by_card(client, tenant, world, signed_in):
@@ -260,6 +266,10 @@ def test_void_draft_in_the_browser(voided_draft, signed_in):
     assert page_has(html, f"Amount due {money(0)}")
     assert "Download PDF" not in html
     assert 'class="draft-watermark"' in html
+    # Its invoice page offers no PDF either.
+    page = signed_in.get(f"/invoices/{invoice_id}").get_data(as_text=True)
+    assert "Download PDF" not in page
+    assert page_has(page, f"Amount due {money(0)}")
 
 
 def test_export_skips_a_void_draft(voided_draft, runner, tmp_path):

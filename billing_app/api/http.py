@@ -83,9 +83,10 @@ def _json_default(value: Any) -> Any:
 _PLACEHOLDER = re.compile(r'"([0-9a-f]{16}):(-?[0-9.]+)"')
 
 
-def dumps(obj: Any) -> bytes:
-    """Compact JSON. `JsonNumber`s are written as placeholder strings carrying a per-call
-    random marker, then turned into bare numbers: no client text can forge one."""
+def dumps(obj: Any, indent: int | None = None) -> bytes:
+    """Compact JSON (indented by `indent` spaces if given, for people to read).
+    `JsonNumber`s are written as placeholder strings carrying a per-call random marker,
+    then turned into bare numbers: no client text can forge one."""
     marker = secrets.token_hex(8)
     used = False
 
@@ -96,7 +97,10 @@ def dumps(obj: Any) -> bytes:
             return f"{marker}:{format(value.value.normalize(), 'f')}"
         return _json_default(value)
 
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=default)
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(
+        obj, ensure_ascii=False, indent=indent, separators=separators, default=default
+    )
     if used:
         text = _PLACEHOLDER.sub(lambda m: m[2] if m[1] == marker else m[0], text)
     return text.encode()

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .http import dumps
+
 DIALECTS = {
     "A": (
         "Dialect A: one-off invoices",
@@ -203,7 +205,7 @@ def _schema(name: str, schemas: dict[str, Any]) -> Schema:
     node = schemas[name]
     required = set(node.get("required", []))
     fields = [_field(k, p, k in required) for k, p in node.get("properties", {}).items()]
-    example = json.dumps(example_of(node, schemas), indent=2, ensure_ascii=False)
+    example = dumps(example_of(node, schemas), indent=2).decode()
     return Schema(name, node.get("description", ""), fields, example)
 
 

@@ -4,6 +4,10 @@ request or a response (a model may still describe a field its own way). Shown in
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from ..http import JsonNumber
+
 FIELDS = {
     # common
     "handle": "The object's handle: your id for it, unique in the account (letters, "
@@ -182,7 +186,7 @@ EXAMPLES = {
     "currency": "DKK",
     "amount": 10000,
     "quantity": 1,
-    "vat": 0.25,
+    "vat": JsonNumber(Decimal("0.25")),  # written as the JSON number 0.25, never a float
     "ordertext": "Installation",
     "schedule_type": "month_startdate",
     "source": "auto",

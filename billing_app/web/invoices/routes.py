@@ -17,16 +17,19 @@ from ...accounts import service as accounts
 from ...customers import service as customers
 from ...customers.models import Customer
 from ...db import decimal_to_str
+from ...documents import service as documents
+from ...documents.i18n import DocumentLocale
 from ...entities import service as entities
 from ...errors import DomainError, InvalidInput, InvalidState, NotFound
 from ...invoices import calc, queries
 from ...invoices import service as invoices
 from ...invoices.models import DRAFT, FAILED, OPEN, PAID, VOID, Invoice, InvoiceLine
+from ...invoices.settlement import Settlement
 from ...money import invoiceable_currencies, unit_minor_to_major
 from ...querying import parse_uuid
 from ...taxes import service as taxes
 from ..fields import select_choices
-from ..formatting import account_zone, local_day_bounds, start_of_local_day
+from ..formatting import account_zone, local_date, local_day_bounds, start_of_local_day
 from ..pages import is_htmx, page_blueprint
 from ..signin import account_id
 from .forms import (
@@ -136,9 +139,12 @@ def invoice_detail(invoice_id: str) -> Any:
     page = queries.invoice_page(aid, parse_uuid(invoice_id, "Invoice"))
     invoice, customer = page.invoice, page.customer
     actors = accounts.actor_labels(aid, [(r.actor_type, r.actor_id) for r in page.history])
+    standing = documents.settlement_for(invoice)
     return render_template(
         "invoices/detail.html",
         invoice=invoice,
+        standing=standing,
+        paid_note=paid_note(standing),
         customer=customer,
         entity=page.entity,
         breakdown=invoices.tax_breakdown(invoice),
@@ -146,6 +152,14 @@ def invoice_detail(invoice_id: str) -> Any:
         actors=actors,
         locale=customer.document_locale,
     )
+
+
+def paid_note(standing: Settlement) -> str | None:
+    """How and when a paid invoice was paid, in the words its printed document uses."""
+    if not standing.paid or standing.method is None:
+        return None
+    words = DocumentLocale.for_tag("en")
+    return words.text(f"paid_by_{standing.method}", date=local_date(standing.paid_at))
 
 
 def _done(invoice: Invoice, message: str) -> Any:
