@@ -57,7 +57,7 @@ CUSTOMER_TRGM_INDEX = "ix_customers_name_trgm"
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic's filter: the search indexes are not in the models, autogenerate must not
-    propose to drop them (used by migrations/env.py and tests/test_migrations.py)."""
+    propose to drop them (used by migrations/env.py and tests/unit/test_migrations.py)."""
     if type_ == "table" and name and name.startswith((SEARCH_TABLE, CUSTOMER_SEARCH_TABLE)):
         return False
     return not (type_ == "index" and name in (TRGM_INDEX, CUSTOMER_TRGM_INDEX))

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 09:10:00.000000
 
 Neither object is in the models (SQLAlchemy cannot describe an FTS5 table or an operator
 class portably): `billing_app.invoices.search.include_name` keeps autogenerate from
-seeing them, here and in tests/test_migrations.py.
+seeing them, here and in tests/unit/test_migrations.py.
 """
 from alembic import op
 

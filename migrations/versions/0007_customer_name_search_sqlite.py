@@ -9,7 +9,7 @@ Create Date: 2026-11-22 09:10:00.000000
 
 SQLite only: PostgreSQL's index is 0006's. Like 0005's table it is not in the models
 (SQLAlchemy cannot describe an FTS5 table): `billing_app.invoices.search.include_name`
-keeps autogenerate from seeing it, here and in tests/test_migrations.py.
+keeps autogenerate from seeing it, here and in tests/unit/test_migrations.py.
 """
 
 from alembic import op

@@ -21,7 +21,7 @@ from billing_app.documents.export import ALREADY_COMPLETE, DRAFT_REASON, safe_co
 from billing_app.extensions import db
 from billing_app.invoices import service as invoices
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from referencing.jsonschema import DRAFT202012
 
 # A copy of the seed's excerpt (the shared spec's `oneoff-api.openapi.json`), kept in the
 # repository so that the tests read nothing outside it.
-SPEC_PATH = Path(__file__).parent / "data" / "oneoff-api.openapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "data" / "oneoff-api.openapi.json"
 SPEC_URI = "urn:billing:oneoff-api.openapi.json"
 LATER = {("post", "/v1/invoices/{invoice_id}/download_pdf")}  # a later issue
 LINE = {

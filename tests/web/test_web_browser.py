@@ -200,7 +200,7 @@ def _shoot(page: Any, folder: Path, name: str) -> None:
 def test_screenshots_of_the_main_pages(app, live_server, chromium, tenant, tmp_path):
     folder = tmp_path
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
-        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
         folder.mkdir(parents=True, exist_ok=True)
     make_tax(app, tenant, "vat19", "19", applied_to_organization=True)
     make_tax(app, tenant, "vat7", "7")
@@ -348,7 +348,7 @@ def test_invoice_a_subscription_now_with_the_preview(app, live_server, chromium,
 def test_screenshots_of_the_subscription_pages(app, live_server, chromium, tenant, tmp_path):
     folder = tmp_path
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
-        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+        folder = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
         folder.mkdir(parents=True, exist_ok=True)
     make_tax(app, tenant, "vat25", "25", applied_to_organization=True)
     cat, _ = _subscription_setup(app, tenant)

@@ -1,7 +1,7 @@
 """Issue 14's drift, through the API: a customer assigned to a non-default billing entity
 with its own tax rate is invoiced at that entity's rate when the request names no entity
 (request -> customer -> account default, `invoices.parties`), as the browser's preview
-and save are (tests/test_web_invoices.py)."""
+and save are (tests/web/test_web_invoices.py)."""
 
 from __future__ import annotations
 
