@@ -11,7 +11,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from b_api import BApi
 from sqlalchemy import event
 from web_support import make_customer, make_invoice, signed_in
@@ -20,11 +19,12 @@ from billing_app.extensions import db
 
 # request: (SQLite, PostgreSQL), at most. Every request also reads its key or session user.
 BUDGET: dict[str, tuple[int, int]] = {
-    # key, customer, account, entity, taxes, BEGIN (SQLite), invoice, lines (one batch),
-    # the audit head locked, the record, the head moved
+    # PostgreSQL: the key with its account, the customer, the issuing entity, the tax rates,
+    # the invoice, its lines (one batch), the audit head locked, moved, the record. SQLite
+    # adds its BEGIN statements.
     "create one-off invoice": (11, 9),
-    # key, the draft locked with its lines, issuer, customer, wallet, counter, handle,
-    # document due, invoice update, audit (3)
+    # the key, the draft locked, its lines, the issuer, the wallet, the counter, the account
+    # locked and the handle looked up, the document due, the invoice, the audit record (3)
     "finalize": (15, 13),
     # session user, invoice with customer and issuer, lines, history, settlement (paid only)
     "invoice page": (5, 4),
