@@ -106,16 +106,28 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
-def encode_token(created_at: datetime, row_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id.hex], separators=(",", ":"))
+def cursor_text(values: list[Any]) -> str:
+    """A keyset cursor as clients see it: base64url of the JSON of the last row's sort
+    values (the one encoding of every list cursor, the API's tokens and the pages')."""
+    raw = json.dumps(values, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def cursor_values(text: str) -> Any:
+    """The values `cursor_text` wrote. ValueError (or a subclass) for anything else: the
+    caller checks their kinds and answers InvalidInput for its own field."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return json.loads(raw)
+
+
+def encode_token(created_at: datetime, row_id: uuid.UUID) -> str:
+    return cursor_text([created_at.isoformat(), row_id.hex])
 
 
 def decode_token(token: str) -> tuple[datetime, uuid.UUID]:
     """(created_at, id) of a token made by `encode_token`; InvalidInput for anything else."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        stamp, id_hex = json.loads(raw)
+        stamp, id_hex = cursor_values(token)
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None:
             raise ValueError("naive timestamp")
