@@ -155,7 +155,7 @@ def _currency_pattern(
     locale: str, currency: str, min_decimals: int, max_decimals: int
 ) -> tuple[Any, Any, str | None]:
     """The locale (parsed once), its standard currency pattern with the decimals forced,
-    and the currency to hand Babel's `format_currency`: a pure function of the locale's
+    and the currency to hand the pattern: a pure function of the locale's
     data, kept per locale, currency and decimals.
 
     Where the pattern shows the currency by its symbol (`¤`) or code (`¤¤`), Babel's own
@@ -177,18 +177,15 @@ def _currency_pattern(
     def named(affix: str) -> str:
         return affix.replace("¤¤", currency.upper()).replace("¤", symbol)
 
-    pattern.prefix = tuple(named(affix) for affix in pattern.prefix)
-    pattern.suffix = tuple(named(affix) for affix in pattern.suffix)
+    pattern.prefix = (named(pattern.prefix[0]), named(pattern.prefix[1]))
+    pattern.suffix = (named(pattern.suffix[0]), named(pattern.suffix[1]))
     return loc, pattern, None
 
 
 def _format_currency(amount: Decimal, currency: str, locale: str, decimals: tuple[int, int]) -> str:
-    from babel.numbers import format_currency
-
+    """Babel's `format_currency` with the kept pattern: the pattern applied to the amount."""
     loc, pattern, babel_currency = _currency_pattern(locale, currency, *decimals)
-    return format_currency(
-        amount, babel_currency, format=pattern, locale=loc, currency_digits=False
-    )
+    return pattern.apply(amount, loc, currency=babel_currency, currency_digits=False)
 
 
 def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
