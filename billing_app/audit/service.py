@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..accounts.models import Account
 from ..db import utcnow
@@ -121,14 +121,15 @@ def record(
     # FOR NO KEY UPDATE (what the UPDATE of the head takes anyway): it does not wait for
     # the KEY SHARE locks that inserts referencing the account hold, as FOR UPDATE would
     # (two writers of one account would deadlock).
-    seq, head = db.session.execute(
-        select(Account.audit_seq, Account.audit_head)
+    account = db.session.scalars(
+        select(Account)
         .where(Account.id == account_id)
         .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).one()
     entry = AuditRecord(
         account_id=account_id,
-        seq=seq + 1,
+        seq=account.audit_seq + 1,
         actor_type=actor.type,
         actor_id=actor.id,
         action=action,
@@ -138,15 +139,11 @@ def record(
         after=jsonable(after) if after is not None else None,
         request_id=actor.request_id,
         created_at=utcnow(),
-        prev_hash=head,
+        prev_hash=account.audit_head,
     )
-    entry.hash = _digest(head, _content(entry))
-    # The new head, written at once (an Account this session holds is updated with it).
-    db.session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(audit_seq=entry.seq, audit_head=entry.hash)
-    )
+    entry.hash = _digest(account.audit_head, _content(entry))
+    account.audit_seq = entry.seq
+    account.audit_head = entry.hash
     db.session.add(entry)
     return entry
 
