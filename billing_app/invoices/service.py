@@ -371,20 +371,22 @@ def preview_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) ->
     return build_one_off_invoice(account_id, req)
 
 
-def _store_new_draft(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> tuple[Invoice, Parties]:
-    """Inside a write transaction: build the draft, add it, record `invoice.created`."""
-    parties = resolve_parties(account_id, req.customer_id, req.billing_entity_id)
-    invoice = _new_draft(parties, req)
+def _store_new_draft(account_id: uuid.UUID, invoice: Invoice) -> None:
+    """Inside a write transaction: add a draft built by `_new_draft`, record
+    `invoice.created`."""
     db.session.add(invoice)
     audit.record(account_id, "invoice.created", "invoice", invoice.id, after=_snapshot(invoice))
-    return invoice, parties
 
 
 def create_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
     """A draft one-off invoice, stored with its lines and its audit record in one write
-    transaction. Raises NotFound (customer, billing entity), InvalidInput."""
+    transaction. Raises NotFound (customer, billing entity), InvalidInput.
+
+    The draft is built (`build_one_off_invoice`: its reads and its computation) before
+    the write transaction starts, so SQLite's write lock is held only for the writes."""
+    invoice = build_one_off_invoice(account_id, req)
     with write_transaction():
-        invoice, _ = _store_new_draft(account_id, req)
+        _store_new_draft(account_id, invoice)
     return invoice
 
 
@@ -493,7 +495,9 @@ def finalize_invoice(account_id: uuid.UUID, invoice_id: uuid.UUID) -> Invoice:
 def issue_one_off_invoice(account_id: uuid.UUID, req: OneOffInvoiceRequest) -> Invoice:
     """Create and finalize in one transaction: the invoice exists numbered, or not at all."""
     with write_transaction():
-        invoice, parties = _store_new_draft(account_id, req)
+        parties = resolve_parties(account_id, req.customer_id, req.billing_entity_id)
+        invoice = _new_draft(parties, req)
+        _store_new_draft(account_id, invoice)
         _issue_and_record(account_id, invoice, parties.entity, parties.customer)
     return invoice
 

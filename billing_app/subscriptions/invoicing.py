@@ -522,11 +522,16 @@ def _consume(out: _Assembly, invoice: Invoice, now: datetime) -> None:
 
 @dataclass(frozen=True)
 class ChargePlan:
-    """What to do after the invoice is stored: charge this method, and how."""
+    """What to do after the invoice is stored: charge this method, and how. `invoice` is
+    the invoice as committed (with its lines), the answer when nothing is charged."""
 
-    invoice_id: uuid.UUID
+    invoice: Invoice
     transaction_id: uuid.UUID | None
     instant: bool
+
+    @property
+    def invoice_id(self) -> uuid.UUID:
+        return self.invoice.id
 
 
 @dataclass(frozen=True)
@@ -687,7 +692,7 @@ def create_subscription_invoice(
                 "additional_costs": [c.handle for c in out.costs],
             },
         )
-    return ChargePlan(invoice.id, transaction_id, req.instant)
+    return ChargePlan(invoice, transaction_id, req.instant)
 
 
 def charge_after_create(account_id: uuid.UUID, plan: ChargePlan) -> None:
