@@ -120,7 +120,8 @@ def line_amount(quantity: Decimal, unit_amount: Decimal) -> int:
 
 
 def percent_to_fraction(percent: Decimal) -> Decimal:
-    # Memoised by the exact text, so 25 and 25.0 keep their own results (0.25, 0.250).
+    # Memoised by the exact text, not the value: 25 and 25.000 are equal decimals whose
+    # fractions differ in exponent (0.25 and 0.250), and each keeps its own.
     return _percent_to_fraction(str(percent))
 
 
