@@ -157,7 +157,8 @@ def paged(
         )
     # The LIMIT is written into the statement, not bound: PostgreSQL plans a bound LIMIT
     # for 10 % of the rows, so it never settles on one plan and plans every execution
-    # (see `invoices.browse._list_statement`). `size` is checked above: at most 100 texts.
+    # (as the invoice list in `invoices.queries` does). `size` is checked above: at most 100
+    # texts.
     stmt = stmt.order_by(model.created_at.desc(), model.id.desc()).limit(
         literal_column(str(int(size) + 1))
     )
