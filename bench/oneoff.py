@@ -974,8 +974,14 @@ def report(outcome: list[dict[str, Any]], args: argparse.Namespace) -> tuple[str
                 if other not in db["contenders"]:
                     continue
                 per_round = [
-                    r[f"current-{op}"]["rps"] / r[f"{other}-{op}"]["rps"] for r in db["runs"]
+                    r[f"current-{op}"]["rps"] / r[f"{other}-{op}"]["rps"]
+                    for r in db["runs"]
+                    if r[f"{other}-{op}"]["rps"] > 0
                 ]
+                if not per_round:
+                    healthy = False
+                    ratios.append(f"{db['db']:8s} {op:8s} current/{other:6s}: no answers measured")
+                    continue
                 ratio = statistics.median(per_round)
                 spread = (
                     f" (rounds: {', '.join(f'{x:.2f}' for x in per_round)})"
@@ -1054,7 +1060,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     check_load_args(p, args)
     if args.smoke:
-        args.max_rate, args.count_requests = 50.0, 3
+        # Enough drafts that even the fastest contender cannot run out in a smoke run (the
+        # code before issue 14 finalizes ~700 a second here).
+        args.max_rate, args.count_requests = 1500.0, 3
     return args
 
 
