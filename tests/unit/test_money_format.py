@@ -60,3 +60,19 @@ def test_every_locale_formats(locale, currency):
 def test_unit_amounts_keep_their_extra_decimals():
     assert format_unit_amount(Decimal("12.5"), "EUR", "en") == "€0.125"
     assert format_unit_amount(Decimal("1200"), "EUR", "de") == "12,00\xa0€"
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "currency", "shown"),
+    [
+        # ISO 4217 exponents, not CLDR's digits (0 for all three): 2, 2 and 3 decimals.
+        (12345, "HUF", "HUF123.45"),
+        (12345, "IDR", "IDR123.45"),
+        (12345, "IQD", "IQD12.345"),
+    ],
+)
+def test_decimals_are_the_iso_exponent_where_cldr_differs(amount_minor, currency, shown):
+    assert format_money(amount_minor, currency, "en") == shown
+    assert format_unit_amount(Decimal(amount_minor) + Decimal("0.5"), currency, "en") == (
+        shown + "5"
+    )
